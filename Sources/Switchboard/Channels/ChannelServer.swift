@@ -1,0 +1,303 @@
+import DequeModule
+import NIOCore
+import Synchronization
+
+/// The framework side of one joined (connection, topic) pair.
+///
+/// It owns a mailbox: inbound events, intercepted broadcasts and lifecycle requests are queued
+/// and run one at a time, in order, by a task that exists only while there is work (an idle
+/// channel costs no task). Fast-lane broadcasts bypass the mailbox: `receive` writes the shared
+/// pre-encoded frame straight to the connection on its event loop.
+final class ChannelServer: Subscriber, @unchecked Sendable {
+    // @unchecked: `socket` and `roomSubscribers` are touched only by the mailbox task, which runs
+    // one work item at a time (the `running` flag under `state`'s lock hands it over with a
+    // happens-before edge); everything else is immutable or behind `state`.
+
+    enum Work: Sendable {
+        case join(Message)
+        case handleIn(Message)
+        case handleOut(Broadcast)
+        case roomMessage(Broadcast)
+        case leave(Message)
+        case terminate(TerminateReason, sendClose: Bool)
+    }
+
+    enum Phase: Sendable {
+        case joining
+        case joined
+        case closed
+    }
+
+    struct State {
+        var mailbox = Deque<Work>()
+        var running = false
+        var phase = Phase.joining
+        var pendingPushes: [(String, Payload)] = []
+        var rooms: Set<String> = []
+    }
+
+    let id: SubscriberID
+    let topic: String
+    /// The join_ref as the client sent it (for the stale-frame check).
+    let joinRef: JSONValue
+    /// The join_ref stamped on replies and pushes: the join's join_ref, else its ref.
+    let stampRef: JSONValue
+    let channel: any TopicChannel
+    let intercepts: Set<String>
+    let session: PhoenixSession
+    let state = Mutex(State())
+    /// Completed once the channel has terminated (its successor on the same topic waits for it).
+    let terminated: EventLoopPromise<Void>
+    let predecessor: ChannelServer?
+    private var socket: ChannelSocket!
+    private var roomSubscribers: [String: RoomSubscriber] = [:]
+
+    var eventLoop: any EventLoop { session.eventLoop }
+    var frameFormat: FrameFormat? { session.transport.broadcastFormat }
+    var connection: Connection { session.connection }
+
+    init(session: PhoenixSession, join: Message, channel: any TopicChannel, predecessor: ChannelServer?) {
+        self.id = SubscriberID.next(node: session.hub.nodeID)
+        self.session = session
+        self.topic = join.topic
+        self.joinRef = join.joinRef
+        self.stampRef = join.joinRef.isNull ? join.ref : join.joinRef
+        self.channel = channel
+        self.intercepts = channel.intercepts
+        self.predecessor = predecessor
+        self.terminated = session.eventLoop.makePromise()
+        self.socket = ChannelSocket(topic: topic, joinRef: joinRef, assigns: session.connection.assigns, connection: session.connection, hub: session.hub, server: self)
+    }
+
+    var isClosed: Bool { state.withLock { $0.phase == .closed } }
+
+    // MARK: Mailbox
+
+    func enqueue(_ work: Work) {
+        let start = state.withLock { s -> Bool in
+            if s.phase == .closed { return false }
+            s.mailbox.append(work)
+            if s.running { return false }
+            s.running = true
+            return true
+        }
+        if start {
+            Task { await self.drain() }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let work: Work? = state.withLock { s in
+                if s.mailbox.isEmpty || s.phase == .closed {
+                    s.mailbox.removeAll()
+                    s.running = false
+                    return nil
+                }
+                return s.mailbox.removeFirst()
+            }
+            guard let work else { return }
+            await perform(work)
+        }
+    }
+
+    private func perform(_ work: Work) async {
+        switch work {
+        case .join(let message): await performJoin(message)
+        case .handleIn(let message): await performHandleIn(message)
+        case .handleOut(let broadcast): await performHandleOut(broadcast)
+        case .roomMessage(let broadcast):
+            push(event: broadcast.event, payload: broadcast.payload)
+        case .leave(let message):
+            session.send(session.serializer.encodeReply(joinRef: stampRef, ref: message.ref, topic: topic, status: "ok", response: .json(.emptyObject)))
+            await finish(.left, sendClose: true)
+        case .terminate(let reason, let sendClose):
+            await finish(reason, sendClose: sendClose)
+        }
+    }
+
+    private func performJoin(_ message: Message) async {
+        if let predecessor {
+            _ = try? await predecessor.terminated.futureResult.get()
+        }
+        let result: JoinResult
+        do {
+            result = try await channel.join(topic: topic, payload: message.payload.json ?? .null, socket: &socket)
+        } catch {
+            session.logger.debug("join crashed", metadata: ["switchboard.topic": "\(topic)", "error": "\(error)"])
+            reply(to: message, status: "error", response: .json(["reason": "join crashed"]), stamp: message.joinRef)
+            closeWithoutTerminate()
+            return
+        }
+        switch result {
+        case .ok(let response):
+            let reply = session.serializer.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(response))
+            // The join reply must be the first frame of this join instance: send it, then
+            // subscribe and release pushes made during join, all in one event-loop turn.
+            session.eventLoop.execute {
+                if let reply { self.session.transport.send(reply) }
+                let pushes = self.state.withLock { s -> [(String, Payload)] in
+                    guard s.phase == .joining else { return [] }
+                    s.phase = .joined
+                    defer { s.pendingPushes = [] }
+                    return s.pendingPushes
+                }
+                guard !self.isClosed else { return }
+                self.session.hub.subscribe(self, to: self.topic)
+                for (event, payload) in pushes {
+                    if let frame = self.session.serializer.encodePush(joinRef: self.stampRef, topic: self.topic, event: event, payload: payload) {
+                        self.session.transport.send(frame)
+                    }
+                }
+                self.session.transport.flush()
+            }
+        case .error(let response):
+            reply(to: message, status: "error", response: .json(response), stamp: message.joinRef)
+            closeWithoutTerminate()
+        }
+    }
+
+    private func performHandleIn(_ message: Message) async {
+        let result: HandleInResult
+        do {
+            result = try await channel.handleIn(event: message.event, payload: message.payload, socket: &socket)
+        } catch {
+            session.logger.debug("channel crashed", metadata: ["switchboard.topic": "\(topic)", "error": "\(error)"])
+            await finish(.crashed(String(describing: error)), sendClose: true)
+            return
+        }
+        switch result {
+        case .reply(let status, let response):
+            reply(to: message, status: status, response: response, stamp: stampRef)
+        case .noReply:
+            break
+        case .stop(let finalReply):
+            if let finalReply {
+                reply(to: message, status: finalReply.status, response: finalReply.response, stamp: stampRef)
+            }
+            await finish(.stopped, sendClose: true)
+        }
+    }
+
+    private func performHandleOut(_ broadcast: Broadcast) async {
+        do {
+            switch try await channel.handleOut(event: broadcast.event, payload: broadcast.payload, socket: &socket) {
+            case .push(let payload): push(event: broadcast.event, payload: payload)
+            case .skip: break
+            }
+        } catch {
+            await finish(.crashed(String(describing: error)), sendClose: true)
+        }
+    }
+
+    private func reply(to message: Message, status: String, response: Payload, stamp: JSONValue) {
+        let frame = session.serializer.encodeReply(joinRef: stamp, ref: message.ref, topic: topic, status: status, response: response)
+        if frame == nil { session.logger.debug("reply not encodable for this client", metadata: ["switchboard.topic": "\(topic)"]) }
+        session.send(frame)
+    }
+
+    /// Ends a join that never succeeded: nothing to terminate, nothing more to send.
+    private func closeWithoutTerminate() {
+        state.withLock { $0.phase = .closed }
+        session.channelEnded(self)
+        terminated.succeed()
+    }
+
+    /// Terminates the channel: leaves the topic and its rooms, runs the user's `terminate`, and
+    /// tells the client (`phx_close` for a normal end, `phx_error` for a crash) when asked to.
+    private func finish(_ reason: TerminateReason, sendClose: Bool) async {
+        let wasJoined = state.withLock { s -> Bool in
+            let joined = s.phase == .joined
+            s.phase = .closed
+            return joined
+        }
+        session.hub.unsubscribe(self, from: topic)
+        for (room, subscriber) in roomSubscribers { session.hub.unsubscribe(subscriber, from: room) }
+        roomSubscribers = [:]
+        if wasJoined {
+            await channel.terminate(reason: reason, socket: socket)
+        }
+        if sendClose {
+            // phx_close / phx_error carry the join ref in both join_ref and ref.
+            let crashed: Bool
+            if case .crashed = reason { crashed = true } else { crashed = false }
+            session.send(
+                session.serializer.encodeJSON(
+                    joinRef: stampRef,
+                    ref: stampRef,
+                    topic: topic,
+                    event: crashed ? PhoenixEvent.error : PhoenixEvent.close,
+                    payload: crashed ? ["reason": "channel_crash"] : .emptyObject
+                )
+            )
+        }
+        session.channelEnded(self)
+        terminated.succeed()
+    }
+
+    // MARK: Sending
+
+    func push(event: String, payload: Payload) {
+        let deferred = state.withLock { s -> Bool in
+            guard s.phase == .joining else { return false }
+            s.pendingPushes.append((event, payload))
+            return true
+        }
+        if deferred { return }
+        guard !isClosed else { return }
+        session.send(session.serializer.encodePush(joinRef: stampRef, topic: topic, event: event, payload: payload))
+    }
+
+    // MARK: Subscriber
+
+    func receive(_ broadcast: Broadcast, frame: ByteBuffer?) {
+        if intercepts.contains(broadcast.event) {
+            enqueue(.handleOut(broadcast))
+        } else if let frame {
+            session.transport.sendPreEncoded(frame)
+        }
+    }
+
+    func flushBatch() {
+        session.transport.flush()
+    }
+
+    // MARK: Rooms
+
+    func joinRoom(_ room: String) {
+        guard roomSubscribers[room] == nil else { return }
+        let subscriber = RoomSubscriber(server: self)
+        roomSubscribers[room] = subscriber
+        state.withLock { _ = $0.rooms.insert(room) }
+        session.hub.subscribe(subscriber, to: room)
+    }
+
+    func leaveRoom(_ room: String) {
+        guard let subscriber = roomSubscribers.removeValue(forKey: room) else { return }
+        state.withLock { _ = $0.rooms.remove(room) }
+        session.hub.unsubscribe(subscriber, from: room)
+    }
+
+    var roomNames: Set<String> { state.withLock { $0.rooms } }
+}
+
+/// A channel's membership of a room: room broadcasts become pushes on the channel's own topic.
+final class RoomSubscriber: Subscriber {
+    let id: SubscriberID
+    let server: ChannelServer
+
+    init(server: ChannelServer) {
+        self.id = server.id
+        self.server = server
+    }
+
+    var eventLoop: any EventLoop { server.eventLoop }
+    var frameFormat: FrameFormat? { nil }
+    var connection: Connection { server.connection }
+
+    func receive(_ broadcast: Broadcast, frame: ByteBuffer?) {
+        server.enqueue(.roomMessage(broadcast))
+    }
+
+    func flushBatch() {}
+}

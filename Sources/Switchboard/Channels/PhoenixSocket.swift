@@ -1,0 +1,115 @@
+import NIOCore
+
+/// What the connect handler knows about a connection attempt.
+public struct ConnectRequest: Sendable {
+    /// Query parameters; when a key repeats, the last value wins (as in Phoenix).
+    public var params: [String: String]
+    /// Query parameters in order, repeats included.
+    public var queryItems: [(name: String, value: String)]
+    /// Request headers (names lower-cased).
+    public var headers: [(name: String, value: String)]
+    /// The peer's address, e.g. `127.0.0.1:53122`.
+    public var peerAddress: String?
+    /// The request path.
+    public var path: String
+    /// A token passed by phoenix.js's `authToken` option (in `Sec-WebSocket-Protocol`), decoded.
+    public var authToken: String?
+
+    public init(params: [String: String] = [:], queryItems: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = [], peerAddress: String? = nil, path: String = "/", authToken: String? = nil) {
+        self.params = params
+        self.queryItems = queryItems
+        self.headers = headers
+        self.peerAddress = peerAddress
+        self.path = path
+        self.authToken = authToken
+    }
+
+    /// The first header with this name (case-insensitive).
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.name == lower }?.value
+    }
+}
+
+/// The connect handler's decision.
+public enum ConnectResult: Sendable {
+    /// Accept. `id` (e.g. `user_socket:42`) lets `Hub.disconnect(socketID:)` close the connection later.
+    case accept(id: String? = nil, assigns: Assigns = Assigns())
+    /// Refuse before any socket is opened: an HTTP status (403 by default) and an optional reason.
+    case refuse(status: Int = 403, reason: String? = nil)
+}
+
+/// A Phoenix socket: how connections are accepted, which channel serves which topic, and limits.
+///
+/// ```swift
+/// var socket = PhoenixSocket(hub: hub) { request in
+///     guard let user = request.params["user"] else { return .refuse() }
+///     var assigns = Assigns()
+///     assigns["user"] = user
+///     return .accept(id: "user_socket:\(user)", assigns: assigns)
+/// }
+/// socket.channel("room:*", RoomChannel())
+/// ```
+public struct PhoenixSocket: Sendable {
+    /// Limits and timeouts for the connections of this socket.
+    public struct Configuration: Sendable {
+        /// Most channels one connection may have joined at once (Phoenix: 100).
+        public var maxChannels: Int = 100
+        /// Close a connection that sent nothing (not even a ping) for this long (Phoenix: 60 s).
+        public var idleTimeout: TimeAmount = .seconds(60)
+        /// Largest inbound message (after reassembling fragments), in bytes.
+        public var maxMessageSize: Int = 1 << 20
+        /// Most bytes queued for a connection that does not read; past it the connection is closed
+        /// as a slow consumer (1008).
+        public var maxQueuedBytes: Int = 1 << 20
+
+        public init() {}
+    }
+
+    /// A topic route: an exact topic, or a prefix ending in `*`.
+    struct Route: Sendable {
+        let pattern: String
+        let channel: any TopicChannel
+
+        func matches(_ topic: String) -> Bool {
+            if pattern.hasSuffix("*") {
+                return topic.hasPrefix(pattern.dropLast())
+            }
+            return topic == pattern
+        }
+    }
+
+    public let hub: Hub
+    public var configuration: Configuration
+    let connect: @Sendable (ConnectRequest) async throws -> ConnectResult
+    var routes: [Route] = []
+
+    /// - Parameters:
+    ///   - hub: the hub broadcasts go through.
+    ///   - connect: accepts or refuses each connection; by default everyone is accepted anonymously.
+    public init(hub: Hub, configuration: Configuration = .init(), connect: @escaping @Sendable (ConnectRequest) async throws -> ConnectResult = { _ in .accept() }) {
+        self.hub = hub
+        self.configuration = configuration
+        self.connect = connect
+    }
+
+    /// Routes topics to a channel: an exact topic (`ticker`) or a prefix pattern (`room:*`).
+    /// Routes are tried in the order they were added; the first match wins.
+    public mutating func channel(_ pattern: String, _ channel: some TopicChannel) {
+        routes.append(Route(pattern: pattern, channel: channel))
+    }
+
+    /// The channel serving `topic`, if any.
+    func route(_ topic: String) -> (any TopicChannel)? {
+        routes.first { $0.matches(topic) }?.channel
+    }
+
+    /// Runs the connect handler; a thrown error refuses the connection (403).
+    public func accept(_ request: ConnectRequest) async -> ConnectResult {
+        do {
+            return try await connect(request)
+        } catch {
+            return .refuse(status: 403, reason: nil)
+        }
+    }
+}

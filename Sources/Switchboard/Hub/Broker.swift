@@ -1,0 +1,37 @@
+import Synchronization
+
+/// Carries broadcasts between nodes.
+///
+/// The hub hands every broadcast to its broker; the broker delivers it to the hub of every node
+/// that has subscribers for the topic (this node included) through the sink given to `attach`.
+/// The hub tells the broker when a topic gains its first local subscriber and loses its last one,
+/// so a cluster broker subscribes upstream only to topics someone here listens to.
+public protocol Broker: Sendable {
+    /// Called once by the hub that owns this broker: where to deliver broadcasts for this node.
+    func attach(_ deliver: @escaping @Sendable (Broadcast) -> Void)
+    /// Hands a broadcast over for delivery on every node. Must not block or wait for delivery.
+    func publish(_ broadcast: Broadcast)
+    /// The first local subscriber of `topic` arrived.
+    func topicOccupied(_ topic: String)
+    /// The last local subscriber of `topic` left.
+    func topicVacated(_ topic: String)
+}
+
+/// The single-node broker: a broadcast goes straight to this node's hub.
+public final class MemoryBroker: Broker {
+    private let sink = Mutex<(@Sendable (Broadcast) -> Void)?>(nil)
+
+    public init() {}
+
+    public func attach(_ deliver: @escaping @Sendable (Broadcast) -> Void) {
+        sink.withLock { $0 = deliver }
+    }
+
+    public func publish(_ broadcast: Broadcast) {
+        let deliver = sink.withLock { $0 }
+        deliver?(broadcast)
+    }
+
+    public func topicOccupied(_ topic: String) {}
+    public func topicVacated(_ topic: String) {}
+}

@@ -1,0 +1,216 @@
+import Logging
+import NIOCore
+import Synchronization
+
+/// The local registry of topics and their subscribers, and the fan-out.
+///
+/// Every transport registers its subscribers here; every broadcast — from channel code, the HTTP
+/// API, a timer, or another node through the broker — passes through `broadcast` and reaches
+/// them. Topics are spread over lock-protected shards; a broadcast takes a snapshot of the
+/// topic's subscribers (copy-on-write arrays, grouped by event loop) under the lock and fans
+/// out outside it: it encodes once per wire form, hops once per event loop, writes to every
+/// subscriber there, then flushes each one. It never waits for a subscriber.
+public final class Hub: Sendable {
+    /// This node's id (carried by broadcasts that cross nodes).
+    public let nodeID: String
+    /// Carries broadcasts between nodes; in-memory by default.
+    public let broker: any Broker
+    let shards: [Shard]
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - broker: how broadcasts travel between nodes (`MemoryBroker` for one node).
+    ///   - shardCount: lock shards for the topic registry.
+    public init(nodeID: String = Hub.randomNodeID(), broker: any Broker = MemoryBroker(), shardCount: Int = 16, logger: Logger = Logger(label: "switchboard.hub")) {
+        self.nodeID = nodeID
+        self.broker = broker
+        self.shards = (0..<max(1, shardCount)).map { _ in Shard() }
+        self.logger = logger
+        broker.attach { [weak self] broadcast in
+            self?.deliverLocally(broadcast)
+        }
+    }
+
+    /// A random node id.
+    public static func randomNodeID() -> String {
+        String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    }
+
+    // MARK: Publishing
+
+    /// Publishes to every subscriber of `topic` on every node. Returns once handed over, not when delivered.
+    public func broadcast(topic: String, event: String, payload: Payload) {
+        broker.publish(Broadcast(topic: topic, event: event, payload: payload))
+    }
+
+    /// Publishes a JSON payload.
+    public func broadcast(topic: String, event: String, payload: JSONValue) {
+        broadcast(topic: topic, event: event, payload: .json(payload))
+    }
+
+    /// Publishes any `Encodable` value as JSON.
+    public func broadcast(topic: String, event: String, encoding value: some Encodable) throws {
+        broadcast(topic: topic, event: event, payload: .json(try JSONValue(encoding: value)))
+    }
+
+    /// Publishes to every subscriber of the broadcast's topic except `broadcast.excluding`.
+    public func publish(_ broadcast: Broadcast) {
+        broker.publish(broadcast)
+    }
+
+    /// Closes every connection (on every node) whose socket id is `socketID`.
+    public func disconnect(socketID: String) {
+        broker.publish(Broadcast(topic: socketID, event: PhoenixEvent.disconnect, payload: .json(.emptyObject)))
+    }
+
+    /// Delivers a broadcast to this node's subscribers only. Brokers call this for what they receive.
+    public func deliverLocally(_ broadcast: Broadcast) {
+        guard let entry = shard(for: broadcast.topic).entries.withLock({ $0[broadcast.topic] }) else { return }
+        // Encode once per wire form in use on this topic.
+        var frames: [(FrameFormat, ByteBuffer?)] = []
+        frames.reserveCapacity(entry.formats.count)
+        for (format, _) in entry.formats {
+            frames.append((format, format.encode(broadcast)))
+        }
+        let shared = frames
+        for group in entry.groups {
+            let subscribers = group.subscribers
+            group.loop.execute {
+                // One private copy of each frame per event loop: subscribers on this loop then share
+                // it without contending on another thread's reference count.
+                let local = shared.map { (format, frame) in (format, frame.map { ByteBuffer(buffer: $0) }) }
+                for subscriber in subscribers {
+                    if let excluded = broadcast.excluding, excluded == subscriber.id { continue }
+                    var frame: ByteBuffer?
+                    if let wanted = subscriber.frameFormat {
+                        for (format, encoded) in local where format === wanted {
+                            frame = encoded
+                            break
+                        }
+                    }
+                    subscriber.receive(broadcast, frame: frame)
+                }
+                for subscriber in subscribers {
+                    subscriber.flushBatch()
+                }
+            }
+        }
+    }
+
+    // MARK: Subscriptions
+
+    /// Adds a subscriber to a topic (or a room: rooms are topics). Idempotent.
+    public func subscribe(_ subscriber: any Subscriber, to topic: String) {
+        let occupied = shard(for: topic).entries.withLock { entries -> Bool in
+            var entry = entries[topic] ?? TopicEntry()
+            let added = entry.add(subscriber)
+            entries[topic] = entry
+            return added && entry.count == 1
+        }
+        if occupied { broker.topicOccupied(topic) }
+    }
+
+    /// Removes a subscriber from a topic. Idempotent.
+    public func unsubscribe(_ subscriber: any Subscriber, from topic: String) {
+        let vacated = shard(for: topic).entries.withLock { entries -> Bool in
+            guard var entry = entries[topic] else { return false }
+            guard entry.remove(subscriber) else { return false }
+            if entry.count == 0 {
+                entries[topic] = nil
+                return true
+            }
+            entries[topic] = entry
+            return false
+        }
+        if vacated { broker.topicVacated(topic) }
+    }
+
+    /// How many subscribers `topic` has on this node.
+    public func localSubscriberCount(topic: String) -> Int {
+        shard(for: topic).entries.withLock { $0[topic]?.count ?? 0 }
+    }
+
+    /// The connections subscribed to `topic` (or in room `topic`) on this node, each once.
+    public func localConnections(topic: String) -> [Connection] {
+        guard let entry = shard(for: topic).entries.withLock({ $0[topic] }) else { return [] }
+        var seen = Set<UInt64>()
+        var result: [Connection] = []
+        for group in entry.groups {
+            for subscriber in group.subscribers where seen.insert(subscriber.connection.id).inserted {
+                result.append(subscriber.connection)
+            }
+        }
+        return result
+    }
+
+    /// Every topic with subscribers on this node, with their counts.
+    public func localTopics() -> [String: Int] {
+        var result: [String: Int] = [:]
+        for shard in shards {
+            shard.entries.withLock { entries in
+                for (topic, entry) in entries { result[topic] = entry.count }
+            }
+        }
+        return result
+    }
+
+    func shard(for topic: String) -> Shard {
+        var hasher = Hasher()
+        hasher.combine(topic)
+        let h = hasher.finalize()
+        return shards[Int(UInt(bitPattern: h) % UInt(shards.count))]
+    }
+}
+
+extension Hub {
+    final class Shard: Sendable {
+        let entries = Mutex<[String: TopicEntry]>([:])
+    }
+
+    /// One topic's subscribers, grouped by event loop, and the wire forms they use.
+    struct TopicEntry {
+        struct LoopGroup {
+            let loop: any EventLoop
+            var subscribers: [any Subscriber]
+        }
+
+        var groups: [LoopGroup] = []
+        /// Each wire form in use and how many subscribers use it.
+        var formats: [(FrameFormat, Int)] = []
+        var count = 0
+
+        mutating func add(_ subscriber: any Subscriber) -> Bool {
+            let loop = subscriber.eventLoop
+            if let g = groups.firstIndex(where: { $0.loop === loop }) {
+                if groups[g].subscribers.contains(where: { $0 === subscriber }) { return false }
+                groups[g].subscribers.append(subscriber)
+            } else {
+                groups.append(LoopGroup(loop: loop, subscribers: [subscriber]))
+            }
+            if let format = subscriber.frameFormat {
+                if let f = formats.firstIndex(where: { $0.0 === format }) {
+                    formats[f].1 += 1
+                } else {
+                    formats.append((format, 1))
+                }
+            }
+            count += 1
+            return true
+        }
+
+        mutating func remove(_ subscriber: any Subscriber) -> Bool {
+            let loop = subscriber.eventLoop
+            guard let g = groups.firstIndex(where: { $0.loop === loop }),
+                let i = groups[g].subscribers.firstIndex(where: { $0 === subscriber })
+            else { return false }
+            groups[g].subscribers.remove(at: i)
+            if groups[g].subscribers.isEmpty { groups.remove(at: g) }
+            if let format = subscriber.frameFormat, let f = formats.firstIndex(where: { $0.0 === format }) {
+                formats[f].1 -= 1
+                if formats[f].1 == 0 { formats.remove(at: f) }
+            }
+            count -= 1
+            return true
+        }
+    }
+}

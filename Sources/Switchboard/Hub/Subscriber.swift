@@ -1,0 +1,65 @@
+import NIOCore
+import Synchronization
+
+/// A message published to a topic, on its way to every subscriber of that topic on every node.
+public struct Broadcast: Sendable {
+    public var topic: String
+    public var event: String
+    public var payload: Payload
+    /// The subscriber that must not receive it (broadcast-from), if any.
+    public var excluding: SubscriberID?
+
+    public init(topic: String, event: String, payload: Payload, excluding: SubscriberID? = nil) {
+        self.topic = topic
+        self.event = event
+        self.payload = payload
+        self.excluding = excluding
+    }
+}
+
+/// Identifies one subscriber across the cluster: this node's id and a number unique on the node.
+public struct SubscriberID: Sendable, Hashable, CustomStringConvertible {
+    public var node: String
+    public var local: UInt64
+
+    public var description: String { "\(node)/\(local)" }
+
+    static let counter = Atomic<UInt64>(0)
+
+    /// A fresh id on this node.
+    public static func next(node: String) -> SubscriberID {
+        SubscriberID(node: node, local: counter.wrappingAdd(1, ordering: .relaxed).newValue)
+    }
+}
+
+/// A wire form of a broadcast (e.g. "Phoenix V2 over WebSocket"). The hub encodes each broadcast
+/// once per form used by the topic's subscribers and hands the same bytes to all of them.
+public final class FrameFormat: Sendable {
+    /// A short name for logs and metrics.
+    public let name: String
+    let encode: @Sendable (Broadcast) -> ByteBuffer?
+
+    /// - Parameter encode: the complete frame for a broadcast, or `nil` when it cannot be sent in this form.
+    public init(name: String, encode: @escaping @Sendable (Broadcast) -> ByteBuffer?) {
+        self.name = name
+        self.encode = encode
+    }
+}
+
+/// Something that receives a topic's broadcasts on its event loop.
+///
+/// The hub never awaits a subscriber: it calls `receive` for every subscriber on one event loop,
+/// then `flushBatch` on each, in one task per event loop.
+public protocol Subscriber: AnyObject, Sendable {
+    var id: SubscriberID { get }
+    /// The loop `receive` and `flushBatch` are called on.
+    var eventLoop: any EventLoop { get }
+    /// The pre-encoded form this subscriber wants, or `nil` if it handles the raw broadcast itself.
+    var frameFormat: FrameFormat? { get }
+    /// The connection behind this subscriber (for listing a room's members and closing them).
+    var connection: Connection { get }
+    /// Delivers one broadcast; `frame` is its encoding in `frameFormat` (nil if none or not encodable).
+    func receive(_ broadcast: Broadcast, frame: ByteBuffer?)
+    /// Ends a batch of `receive` calls: flush what was written.
+    func flushBatch()
+}

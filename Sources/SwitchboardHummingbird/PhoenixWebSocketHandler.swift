@@ -1,0 +1,184 @@
+import Logging
+import NIOCore
+import NIOWebSocket
+import Switchboard
+
+/// The NIO handler that owns one Phoenix WebSocket connection after the upgrade.
+///
+/// There is no task per connection: frames are read and written here, on the connection's event
+/// loop. Outbound bytes are complete WebSocket frames (the hub frames each broadcast once), written
+/// straight to the socket with no frame encoder in between. The channel's write-buffer high
+/// water mark is the outbound queue limit: when a client stops reading and the queue passes it,
+/// the connection is closed as a slow consumer and its queued bytes are freed.
+final class PhoenixWebSocketHandler: ChannelInboundHandler, PhoenixTransport, @unchecked Sendable {
+    // @unchecked: every mutable property is used only on `eventLoop` (NIO calls handler methods
+    // there, and the session calls the transport methods there).
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = ByteBuffer
+
+    let eventLoop: any EventLoop
+    let broadcastFormat: FrameFormat
+    private let maxMessageSize: Int
+    private let logger: Logger
+    private let makeSession: (PhoenixWebSocketHandler) -> PhoenixSession
+    private var session: PhoenixSession?
+    private var context: ChannelHandlerContext?
+    private var fragments: ByteBuffer?
+    private var fragmentsBinary = false
+    private var needsFlush = false
+    private var closing = false
+
+    init(eventLoop: any EventLoop, serializer: PhoenixSerializer, maxMessageSize: Int, logger: Logger, makeSession: @escaping (PhoenixWebSocketHandler) -> PhoenixSession) {
+        self.eventLoop = eventLoop
+        self.broadcastFormat = serializer == .v1 ? .phoenixV1WebSocket : .phoenixV2WebSocket
+        self.maxMessageSize = maxMessageSize
+        self.logger = logger
+        self.makeSession = makeSession
+    }
+
+    // MARK: ChannelInboundHandler
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let session = makeSession(self)
+        self.session = session
+        session.start()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        session?.transportClosed()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        session?.transportClosed()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard !closing else { return }
+        switch frame.opcode {
+        case .text, .binary:
+            if fragments != nil {
+                return close(CloseReason(code: 1002, reason: "new message before the previous one ended"))
+            }
+            if frame.fin {
+                deliver(frame.unmaskedData, binary: frame.opcode == .binary)
+            } else {
+                fragments = frame.unmaskedData
+                fragmentsBinary = frame.opcode == .binary
+            }
+        case .continuation:
+            guard var buffer = fragments else {
+                return close(CloseReason(code: 1002, reason: "continuation frame without a message"))
+            }
+            fragments = nil
+            var data = frame.unmaskedData
+            guard buffer.readableBytes + data.readableBytes <= maxMessageSize else {
+                return close(.messageTooBig)
+            }
+            buffer.writeBuffer(&data)
+            if frame.fin {
+                deliver(buffer, binary: fragmentsBinary)
+            } else {
+                fragments = buffer
+            }
+        case .ping:
+            var pong = context.channel.allocator.buffer(capacity: frame.length + 10)
+            pong.moveWriterIndex(forwardBy: 10)
+            pong.moveReaderIndex(forwardBy: 10)
+            var data = frame.unmaskedData
+            pong.writeBuffer(&data)
+            WebSocketFraming.frame(&pong, opcode: WebSocketFraming.opcodePong)
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+        case .connectionClose:
+            // Echo the client's code (or 1000) and close.
+            var data = frame.unmaskedData
+            let code = data.readInteger(as: UInt16.self) ?? 1000
+            close(CloseReason(code: code, reason: ""))
+        default:
+            break  // pong and reserved opcodes: nothing to do (any read already reset the idle timer)
+        }
+    }
+
+    private func deliver(_ data: ByteBuffer, binary: Bool) {
+        guard data.readableBytes <= maxMessageSize else { return close(.messageTooBig) }
+        guard let session else { return }
+        let failure = binary ? session.receive(binary: data) : session.receive(text: data)
+        if let failure { close(failure) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? NIOWebSocketError {
+            switch error {
+            case .invalidFrameLength:
+                close(.messageTooBig)
+            default:
+                close(CloseReason(code: 1002, reason: "protocol error"))
+            }
+        } else {
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            close(.idleTimeout)
+        } else if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)
+        } else if event is ChannelShouldQuiesceEvent {
+            close(.serviceRestart)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable && !closing {
+            // The outbound queue passed its limit: the client does not read fast enough.
+            logger.debug("closing slow consumer")
+            closing = true
+            context.close(promise: nil)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: PhoenixTransport
+
+    func send(_ frame: EncodedFrame) {
+        guard let context, !closing else { return }
+        var bytes = frame.bytes
+        WebSocketFraming.frame(&bytes, opcode: frame.isBinary ? WebSocketFraming.opcodeBinary : WebSocketFraming.opcodeText)
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        needsFlush = true
+    }
+
+    func sendPreEncoded(_ frame: ByteBuffer) {
+        guard let context, !closing else { return }
+        context.write(wrapOutboundOut(frame), promise: nil)
+        needsFlush = true
+    }
+
+    func flush() {
+        guard needsFlush, let context else { return }
+        needsFlush = false
+        context.flush()
+    }
+
+    func close(_ reason: CloseReason) {
+        guard let context, !closing else { return }
+        closing = true
+        logger.debug("closing connection", metadata: ["code": "\(reason.code)", "reason": "\(reason.reason)"])
+        let channel = context.channel
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(WebSocketFraming.closeFrame(code: reason.code, reason: reason.reason)), promise: promise)
+        // Close once the close frame is out, or after a grace period if the client does not read.
+        let timeout = context.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        promise.futureResult.whenComplete { _ in
+            timeout.cancel()
+            channel.close(promise: nil)
+        }
+    }
+}

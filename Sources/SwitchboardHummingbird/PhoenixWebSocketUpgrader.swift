@@ -1,0 +1,157 @@
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOWebSocket
+import Switchboard
+
+/// What happened to an HTTP connection's first request.
+enum SwitchboardUpgradeResult: Sendable {
+    /// Upgraded to a Phoenix WebSocket; NIO handlers own the connection from now on.
+    case webSocket
+    /// An ordinary HTTP request (or an upgrade to a path we do not serve): Hummingbird answers it.
+    case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+    /// An upgrade we refused (connect handler, vsn): answer with this status and reason.
+    case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, status: Int, reason: String?)
+}
+
+/// The decision taken while building the upgrade response, used when installing the handlers.
+enum UpgradeDecision: Sendable {
+    case accepted(socket: PhoenixSocket, serializer: PhoenixSerializer, id: String?, assigns: Assigns)
+    case refused(status: Int, reason: String?)
+}
+
+struct UpgradeRefused: Error {}
+struct NotASocketPath: Error {}
+
+/// Upgrades requests for `{mount}/websocket` to Phoenix WebSocket connections handled by
+/// `PhoenixWebSocketHandler` (our own framing, so no `WebSocketFrameEncoder` is installed).
+struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
+    typealias UpgradeResult = SwitchboardUpgradeResult
+
+    let supportedProtocol = "websocket"
+    let requiredUpgradeHeaders: [String] = []
+    let sockets: [(path: String, socket: PhoenixSocket)]
+    let decision: NIOLoopBoundBox<UpgradeDecision?>
+    let logger: Logger
+
+    func buildUpgradeResponse(channel: any Channel, upgradeRequest head: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        let loop = channel.eventLoop
+        let (path, query) = QueryString.split(uri: head.uri)
+        guard let socket = sockets.first(where: { $0.path + "/websocket" == path })?.socket else {
+            return loop.makeFailedFuture(NotASocketPath())
+        }
+        guard head.method == .GET,
+            let key = head.headers.first(name: "Sec-WebSocket-Key"),
+            head.headers.first(name: "Sec-WebSocket-Version") == "13"
+        else {
+            decision.value = .refused(status: 400, reason: "invalid WebSocket upgrade request")
+            return loop.makeFailedFuture(UpgradeRefused())
+        }
+        let items = QueryString.parse(query)
+        var params: [String: String] = [:]
+        for item in items { params[item.name] = item.value }
+        guard let serializer = PhoenixSerializer.negotiate(vsn: params["vsn"]) else {
+            logger.debug("refused connection: unsupported vsn", metadata: ["vsn": "\(params["vsn"] ?? "")"])
+            decision.value = .refused(status: 403, reason: "unsupported vsn")
+            return loop.makeFailedFuture(UpgradeRefused())
+        }
+        // Subprotocols: phoenix.js's authToken travels as `base64url.bearer.phx.<token>` beside `phoenix`.
+        let offered = head.headers["Sec-WebSocket-Protocol"]
+            .flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        var authToken: String?
+        for value in offered where value.hasPrefix("base64url.bearer.phx.") {
+            authToken = Self.decodeLenientBase64(String(value.dropFirst("base64url.bearer.phx.".count)))
+        }
+        let request = ConnectRequest(
+            params: params,
+            queryItems: items,
+            headers: head.headers.map { (name: $0.name.lowercased(), value: $0.value) },
+            peerAddress: channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" },
+            path: path,
+            authToken: authToken
+        )
+        let promise = loop.makePromise(of: ConnectResult.self)
+        promise.completeWithTask { await socket.accept(request) }
+        let decision = self.decision
+        return promise.futureResult.flatMapThrowing { result in
+            switch result {
+            case .accept(let id, let assigns):
+                decision.value = .accepted(socket: socket, serializer: serializer, id: id, assigns: assigns)
+                var headers = initialResponseHeaders
+                headers.add(name: "Sec-WebSocket-Accept", value: Self.acceptValue(for: key))
+                if offered.contains("phoenix") {
+                    headers.add(name: "Sec-WebSocket-Protocol", value: "phoenix")
+                }
+                return headers
+            case .refuse(let status, let reason):
+                decision.value = .refused(status: status, reason: reason)
+                throw UpgradeRefused()
+            }
+        }
+    }
+
+    func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<SwitchboardUpgradeResult> {
+        channel.eventLoop.makeCompletedFuture {
+            guard case .accepted(let socket, let serializer, let id, let assigns) = decision.value else {
+                throw UpgradeRefused()
+            }
+            let configuration = socket.configuration
+            let logger = self.logger
+            let loop = channel.eventLoop
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: configuration.maxMessageSize))
+            )
+            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
+            let handler = PhoenixWebSocketHandler(eventLoop: loop, serializer: serializer, maxMessageSize: configuration.maxMessageSize, logger: logger) { handler in
+                let connection = Connection(socketID: id, assigns: assigns, transport: "websocket") { [weak handler] reason in
+                    loop.execute { handler?.close(reason) }
+                }
+                return PhoenixSession(socket: socket, transport: handler, serializer: serializer, connection: connection, logger: logger)
+            }
+            try channel.pipeline.syncOperations.addHandler(handler)
+            let high = max(configuration.maxQueuedBytes, 1024)
+            try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
+            return .webSocket
+        }
+    }
+
+    /// `Sec-WebSocket-Accept` for a client key (RFC 6455 §4.2.2).
+    static func acceptValue(for key: String) -> String {
+        let digest = Insecure.SHA1.hash(data: Data((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))
+        return Data(digest).base64EncodedString()
+    }
+
+    /// Decodes base64 in either alphabet, padded or not.
+    static func decodeLenientBase64(_ text: String) -> String? {
+        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while s.count % 4 != 0 { s += "=" }
+        guard let data = Data(base64Encoded: s) else { return nil }
+        return String(data: data, encoding: .utf8)
+    }
+}
+
+/// Query-string helpers.
+enum QueryString {
+    /// Splits a request URI into its path and query.
+    static func split(uri: String) -> (path: String, query: String) {
+        guard let q = uri.firstIndex(of: "?") else { return (uri, "") }
+        return (String(uri[..<q]), String(uri[uri.index(after: q)...]))
+    }
+
+    /// Parses `a=1&b=2` into ordered, percent-decoded pairs (`+` is a space; empty segments skipped).
+    static func parse(_ query: String) -> [(name: String, value: String)] {
+        query.split(separator: "&").compactMap { segment in
+            let parts = segment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let rawName = parts.first, !rawName.isEmpty else { return nil }
+            func decode(_ s: Substring) -> String {
+                let spaced = s.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            return (decode(rawName), parts.count > 1 ? decode(parts[1]) : "")
+        }
+    }
+}

@@ -1,0 +1,17 @@
+import Switchboard
+
+/// `ticker`: anyone may join; `TickerService` broadcasts `tick` `{"count": n}` every second.
+struct TickerChannel: TopicChannel {
+    func join(topic: String, payload: JSONValue, socket: inout ChannelSocket) async throws -> JoinResult {
+        .ok()
+    }
+}
+
+/// `notifications:<id>`: only the connection whose `user_id` connect param is `<id>` may join.
+struct NotificationsChannel: TopicChannel {
+    func join(topic: String, payload: JSONValue, socket: inout ChannelSocket) async throws -> JoinResult {
+        let owner = topic.dropFirst("notifications:".count)
+        guard let user: String = socket.assigns["user_id"], user == owner else { return .refuse("unauthorized") }
+        return .ok()
+    }
+}

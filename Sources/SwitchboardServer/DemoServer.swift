@@ -1,0 +1,35 @@
+import Hummingbird
+import Logging
+import Switchboard
+import SwitchboardHummingbird
+
+/// The no-configuration server: the Phoenix socket at `/socket` with the demo channels.
+enum DemoServer {
+    static func makeApplication(host: String, port: Int, logger: Logger) -> some ApplicationProtocol {
+        let hub = Hub(logger: logger)
+        var socket = PhoenixSocket(hub: hub) { request in
+            var assigns = Assigns()
+            if let user = request.params["user_id"], !user.isEmpty {
+                assigns["user_id"] = user
+                return .accept(id: "user_socket:\(user)", assigns: assigns)
+            }
+            return .accept(assigns: assigns)
+        }
+        socket.channel("room:*", RoomChannel())
+        socket.channel("ticker", TickerChannel())
+        socket.channel("notifications:*", NotificationsChannel())
+
+        let router = Router()
+        router.get("/") { _, _ in
+            "Switchboard is running. Phoenix socket: ws://\(host):\(port)/socket/websocket (topics room:*, ticker, notifications:<user_id>).\n"
+        }
+        router.get("/health") { _, _ in HTTPResponse.Status.ok }
+        return Application(
+            router: router,
+            server: .switchboard(sockets: ["/socket": socket]),
+            configuration: .init(address: .hostname(host, port: port), serverName: "switchboard"),
+            services: [TickerService(hub: hub)],
+            logger: logger
+        )
+    }
+}
