@@ -17,6 +17,8 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         case join(Message)
         case handleIn(Message)
         case handleOut(Broadcast)
+        /// A fast-lane frame queued behind intercepted broadcasts, to keep their order.
+        case preEncoded(ByteBuffer)
         case roomMessage(Broadcast)
         case leave(Message)
         case terminate(TerminateReason, sendClose: Bool)
@@ -34,6 +36,8 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         var phase = Phase.joining
         var pendingPushes: [(String, Payload)] = []
         var rooms: Set<String> = []
+        /// Intercepted broadcasts and fast-lane frames queued behind them, not yet sent.
+        var pendingOutbound = 0
     }
 
     let id: SubscriberID
@@ -105,7 +109,15 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         switch work {
         case .join(let message): await performJoin(message)
         case .handleIn(let message): await performHandleIn(message)
-        case .handleOut(let broadcast): await performHandleOut(broadcast)
+        case .handleOut(let broadcast):
+            await performHandleOut(broadcast)
+            state.withLock { $0.pendingOutbound -= 1 }
+        case .preEncoded(let frame):
+            session.eventLoop.execute {
+                self.session.transport.sendPreEncoded(frame)
+                self.session.transport.flush()
+            }
+            state.withLock { $0.pendingOutbound -= 1 }
         case .roomMessage(let broadcast):
             push(event: broadcast.event, payload: broadcast.payload)
         case .leave(let message):
@@ -252,9 +264,16 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
 
     func receive(_ broadcast: Broadcast, frame: ByteBuffer?) {
         if intercepts.contains(broadcast.event) {
+            state.withLock { $0.pendingOutbound += 1 }
             enqueue(.handleOut(broadcast))
         } else if let frame {
-            session.transport.sendPreEncoded(frame)
+            // Channels without intercepts never queue here: the frame goes straight out.
+            if !intercepts.isEmpty, state.withLock({ $0.pendingOutbound > 0 }) {
+                state.withLock { $0.pendingOutbound += 1 }
+                enqueue(.preEncoded(frame))
+            } else {
+                session.transport.sendPreEncoded(frame)
+            }
         }
     }
 

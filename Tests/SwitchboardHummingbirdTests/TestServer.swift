@@ -1,0 +1,158 @@
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Switchboard
+import SwitchboardHummingbird
+import Synchronization
+
+/// Records what channel callbacks saw, for assertions.
+final class CallbackLog: Sendable {
+    private let entries = Mutex<[String]>([])
+    func append(_ entry: String) { entries.withLock { $0.append(entry) } }
+    var all: [String] { entries.withLock { $0 } }
+}
+
+/// The channel the transport tests exercise: one event per feature.
+struct TestChannel: TopicChannel {
+    let log: CallbackLog
+
+    var intercepts: Set<String> { ["rewritten", "filtered"] }
+
+    func join(topic: String, payload: JSONValue, socket: inout ChannelSocket) async throws -> JoinResult {
+        log.append("join \(topic)")
+        if payload["crash"] != nil { throw TestFailure("join crash requested") }
+        if let reason = payload["refuse"]?.stringValue { return .refuse(reason) }
+        if let room = payload["room"]?.stringValue { socket.joinRoom(room) }
+        socket.push("welcome", ["topic": .string(topic)])  // queued until after the join reply
+        return .ok(["joined": .string(topic)])
+    }
+
+    func handleIn(event: String, payload: Payload, socket: inout ChannelSocket) async throws -> HandleInResult {
+        log.append("in \(socket.topic) \(event)")
+        switch event {
+        case "ping": return .reply(status: "ok", response: payload)
+        case "boom": throw TestFailure("boom")
+        case "push_me":
+            socket.push("pushed", payload)
+            return .ok()
+        case "broadcast":
+            socket.broadcast("shout", payload)
+            return .noReply
+        case "broadcast_from":
+            socket.broadcastFrom("shout", payload)
+            return .noReply
+        case "stop": return .stop(reply: (status: "ok", response: .json(["bye": true])))
+        case "custom_status": return .reply(status: "queued", response: .json(.emptyObject))
+        case "join_room":
+            socket.joinRoom(payload["room"]?.stringValue ?? "")
+            return .ok()
+        case "leave_room":
+            socket.leaveRoom(payload["room"]?.stringValue ?? "")
+            return .ok()
+        case "mute":
+            socket.assigns["muted"] = true
+            return .ok()
+        case "whoami":
+            let user: String? = socket.assigns["user"]
+            return .ok(["user": user.map { .string($0) } ?? .null, "socket_id": socket.socketID.map { .string($0) } ?? .null])
+        case "count":
+            let n: Int = (socket.assigns["n"] ?? 0) + 1
+            socket.assigns["n"] = n
+            return .ok(["n": .int(Int64(n))])
+        case "slow":
+            try await Task.sleep(for: .milliseconds(200))
+            return .ok(["slow": true])
+        default:
+            if case .binary(let bytes) = payload {
+                return .reply(status: "ok", response: .binary(bytes))
+            }
+            return .error(reason: "unknown event")
+        }
+    }
+
+    func handleOut(event: String, payload: Payload, socket: inout ChannelSocket) async throws -> HandleOutResult {
+        if event == "filtered", (socket.assigns["muted"] as Bool?) == true { return .skip }
+        guard case .json(.object(var members)) = payload else { return .push(payload) }
+        members["editable"] = true
+        return .push(.json(.object(members)))
+    }
+
+    func terminate(reason: TerminateReason, socket: ChannelSocket) async {
+        log.append("terminate \(socket.topic) \(reason)")
+    }
+}
+
+/// A running Hummingbird app with a Phoenix socket at `/socket`, on a free port.
+struct TestServer {
+    let port: Int
+    let hub: Hub
+    let log: CallbackLog
+
+    /// The WebSocket path with query parameters.
+    func path(_ query: String = "vsn=2.0.0") -> String { "/socket/websocket?\(query)" }
+
+    func connect(_ query: String = "vsn=2.0.0", headers: [(String, String)] = []) async throws -> TestWebSocket {
+        try await TestWebSocket.connect(port: port, path: path(query), headers: headers)
+    }
+
+    /// Starts a server, runs `body`, and stops the server (also when `body` throws).
+    static func run(
+        configuration: PhoenixSocket.Configuration = .init(),
+        _ body: @Sendable (TestServer) async throws -> Void
+    ) async throws {
+        let hub = Hub()
+        let log = CallbackLog()
+        var socket = PhoenixSocket(hub: hub, configuration: configuration) { request in
+            if request.params["deny"] != nil { return .refuse(status: 403, reason: "denied by test") }
+            if let token = request.authToken, token != "tok" { return .refuse() }
+            var assigns = Assigns()
+            if let user = request.params["user"] {
+                assigns["user"] = user
+                return .accept(id: "user_socket:\(user)", assigns: assigns)
+            }
+            if let token = request.authToken { assigns["user"] = "token:\(token)" }
+            return .accept(assigns: assigns)
+        }
+        socket.channel("room:*", TestChannel(log: log))
+        socket.channel("exact", TestChannel(log: log))
+
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(
+            router: Router(),
+            server: .switchboard(sockets: ["/socket": socket]),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in
+                portContinuation.yield(channel.localAddress?.port ?? 0)
+                portContinuation.finish()
+            },
+            logger: logger
+        )
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw TestFailure("server did not start") }
+            do {
+                try await body(TestServer(port: port, hub: hub, log: log))
+            } catch {
+                await group.triggerGracefulShutdown()
+                throw error
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+}
+
+/// Polls `condition` every 10 ms until true or `timeout` passes.
+func eventually(timeout: Duration = .seconds(5), _ condition: @Sendable () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return await condition()
+}
