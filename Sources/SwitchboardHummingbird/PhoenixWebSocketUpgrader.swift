@@ -107,8 +107,9 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             )
             try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
             let handler = PhoenixWebSocketHandler(eventLoop: loop, serializer: serializer, maxMessageSize: configuration.maxMessageSize, logger: logger) { handler in
-                let connection = Connection(socketID: id, assigns: assigns, transport: "websocket") { [weak handler] reason in
-                    loop.execute { handler?.close(reason) }
+                let connection = Connection(socketID: id, assigns: assigns, transport: "websocket") { reason in
+                    // Looked up rather than captured: the handler owns the connection, not the other way round.
+                    channel.pipeline.handler(type: PhoenixWebSocketHandler.self).whenSuccess { $0.close(reason) }
                 }
                 return PhoenixSession(socket: socket, transport: handler, serializer: serializer, connection: connection, logger: logger)
             }

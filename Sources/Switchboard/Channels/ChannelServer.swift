@@ -9,7 +9,7 @@ import Synchronization
 /// channel costs no task). Fast-lane broadcasts bypass the mailbox: `receive` writes the shared
 /// pre-encoded frame straight to the connection on its event loop.
 final class ChannelServer: Subscriber, @unchecked Sendable {
-    // @unchecked: `socket` and `roomSubscribers` are touched only by the mailbox task, which runs
+    // @unchecked: `socket`, `roomSubscribers` and `predecessor` are touched only by the mailbox task, which runs
     // one work item at a time (the `running` flag under `state`'s lock hands it over with a
     // happens-before edge); everything else is immutable or behind `state`.
 
@@ -52,7 +52,9 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     let state = Mutex(State())
     /// Completed once the channel has terminated (its successor on the same topic waits for it).
     let terminated: EventLoopPromise<Void>
-    let predecessor: ChannelServer?
+    /// The previous instance of this topic on the connection, until it has terminated (then
+    /// released, so repeated rejoins do not chain instances together).
+    private var predecessor: ChannelServer?
     private var socket: ChannelSocket!
     private var roomSubscribers: [String: RoomSubscriber] = [:]
 
@@ -131,6 +133,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     private func performJoin(_ message: Message) async {
         if let predecessor {
             _ = try? await predecessor.terminated.futureResult.get()
+            self.predecessor = nil
         }
         let result: JoinResult
         do {
