@@ -18,6 +18,7 @@ enum DemoServer {
         socket.channel("room:*", RoomChannel())
         socket.channel("ticker", TickerChannel())
         socket.channel("notifications:*", NotificationsChannel())
+        socket.channel("realtime:*", RealtimeChannel())
 
         let router = Router()
         router.get("/") { _, _ in
