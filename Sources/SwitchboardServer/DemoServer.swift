@@ -5,7 +5,7 @@ import SwitchboardHummingbird
 
 /// The no-configuration server: the Phoenix socket at `/socket` with the demo channels.
 enum DemoServer {
-    static func makeApplication(host: String, port: Int, logger: Logger) -> some ApplicationProtocol {
+    static func makeApplication(host: String, port: Int, apiKey: String, logger: Logger) -> some ApplicationProtocol {
         let hub = Hub(logger: logger)
         var socket = PhoenixSocket(hub: hub) { request in
             var assigns = Assigns()
@@ -25,6 +25,7 @@ enum DemoServer {
             "Switchboard is running. Phoenix socket: ws://\(host):\(port)/socket/websocket (topics room:*, ticker, notifications:<user_id>).\n"
         }
         router.get("/health") { _, _ in HTTPResponse.Status.ok }
+        HubAPI(hub: hub, apiKey: apiKey).register(on: router)
         return Application(
             router: router,
             server: .switchboard(sockets: ["/socket": socket]),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Hummingbird
 import Logging
 import Switchboard
@@ -21,10 +22,22 @@ struct SwitchboardCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "API key for the HTTP API (Authorization: Bearer <key>). Default: $SWITCHBOARD_API_KEY, else a random key printed at start.")
+    var apiKey: String?
+
     func run() async throws {
         var logger = Logger(label: "switchboard")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let app = DemoServer.makeApplication(host: host, port: port, logger: logger)
+        let key: String
+        if let apiKey, !apiKey.isEmpty {
+            key = apiKey
+        } else if let fromEnvironment = ProcessInfo.processInfo.environment["SWITCHBOARD_API_KEY"], !fromEnvironment.isEmpty {
+            key = fromEnvironment
+        } else {
+            key = HubAPI.generateKey()
+            print("switchboard: no API key configured; generated one for this run: \(key)")
+        }
+        let app = DemoServer.makeApplication(host: host, port: port, apiKey: key, logger: logger)
         try await app.runService()
     }
 }

@@ -89,6 +89,8 @@ struct TestServer {
     let hub: Hub
     let log: CallbackLog
 
+    static let apiKey = "test-key"
+
     /// The WebSocket path with query parameters.
     func path(_ query: String = "vsn=2.0.0") -> String { "/socket/websocket?\(query)" }
 
@@ -120,8 +122,10 @@ struct TestServer {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let router = Router()
+        HubAPI(hub: hub, apiKey: TestServer.apiKey).register(on: router)
         let app = Application(
-            router: Router(),
+            router: router,
             server: .switchboard(sockets: ["/socket": socket]),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in

@@ -6,7 +6,8 @@ import Testing
 
 @testable import Switchboard
 
-/// A broker whose first `topicVacated` call pauses (up to one second) until the test releases it,
+/// A broker whose first `topicVacated` call pauses (up to one second, so a hub that notifies under
+/// its lock is not deadlocked) until the test releases it,
 /// to reproduce a thread being preempted between the hub's decision "the topic is now empty" and
 /// the broker hearing about it.
 final class GatedBroker: Broker {
@@ -59,8 +60,9 @@ struct HubConcurrencyTests {
             hub.subscribe(s2, to: "t")
             subscribed.signal()
         }.start()
-        // A hub that serialises notifications with transitions keeps Y waiting here; let it time out.
-        var subscribeDone = subscribed.wait(timeout: .now() + 0.3) == .success
+        // Without ordering, Y finishes at once. A hub that serialises notifications with transitions
+        // keeps Y waiting until the gate's one-second timeout lets X go on.
+        var subscribeDone = subscribed.wait(timeout: .now() + 2) == .success
         broker.release.signal()
         #expect(unsubscribed.wait(timeout: .now() + 5) == .success)
         if !subscribeDone { subscribeDone = subscribed.wait(timeout: .now() + 5) == .success }

@@ -485,7 +485,7 @@ struct HubTests {
 
     // MARK: Batching
 
-    @Test func flushBatchOncePerSubscriberPerBroadcastAfterAllReceives() {
+    @Test func flushBatchOncePerSubscriberPerBroadcastAfterAllReceives() throws {
         let log = EventLog()
         let s1 = sub("s1", log: log)
         let s2 = sub("s2", log: log)
@@ -511,7 +511,9 @@ struct HubTests {
                 .flush(subscriber: "s1"), .flush(subscriber: "s2"),
             ])
         #expect(events.filter { $0 == .flush(subscriber: "s3") }.count == 1)
-        #expect(events.firstIndex(of: .receive(subscriber: "s3", topic: "t", event: "e", frame: nil))! < events.firstIndex(of: .flush(subscriber: "s3"))!)
+        let s3Receive = try #require(events.firstIndex(of: .receive(subscriber: "s3", topic: "t", event: "e", frame: nil)))
+        let s3Flush = try #require(events.firstIndex(of: .flush(subscriber: "s3")))
+        #expect(s3Receive < s3Flush)
 
         for i in 0..<4 { hub.broadcast(topic: "t", event: "e\(i)", payload: .emptyObject) }
         #expect([s1, s2, s3].map(\.flushCount) == [5, 5, 5])

@@ -11,9 +11,10 @@ public protocol Broker: Sendable {
     func attach(_ deliver: @escaping @Sendable (Broadcast) -> Void)
     /// Hands a broadcast over for delivery on every node. Must not block or wait for delivery.
     func publish(_ broadcast: Broadcast)
-    /// The first local subscriber of `topic` arrived.
+    /// The first local subscriber of `topic` arrived. Called with the hub's shard lock held, in the
+    /// order of the transitions: record the fact and return (no blocking, no calls into the hub).
     func topicOccupied(_ topic: String)
-    /// The last local subscriber of `topic` left.
+    /// The last local subscriber of `topic` left. Same rules as `topicOccupied`.
     func topicVacated(_ topic: String)
 }
 

@@ -100,29 +100,30 @@ public final class Hub: Sendable {
     // MARK: Subscriptions
 
     /// Adds a subscriber to a topic (or a room: rooms are topics). Idempotent.
+    ///
+    /// The broker hears of a topic's first subscriber and of its last one while the shard lock is
+    /// held, so its notifications always follow the order of the transitions (an occupied/vacated
+    /// pair can never reach it reversed). Brokers therefore must not block or call back into the hub there.
     public func subscribe(_ subscriber: any Subscriber, to topic: String) {
-        let occupied = shard(for: topic).entries.withLock { entries -> Bool in
+        shard(for: topic).entries.withLock { entries in
             var entry = entries[topic] ?? TopicEntry()
             let added = entry.add(subscriber)
             entries[topic] = entry
-            return added && entry.count == 1
+            if added && entry.count == 1 { broker.topicOccupied(topic) }
         }
-        if occupied { broker.topicOccupied(topic) }
     }
 
     /// Removes a subscriber from a topic. Idempotent.
     public func unsubscribe(_ subscriber: any Subscriber, from topic: String) {
-        let vacated = shard(for: topic).entries.withLock { entries -> Bool in
-            guard var entry = entries[topic] else { return false }
-            guard entry.remove(subscriber) else { return false }
+        shard(for: topic).entries.withLock { entries in
+            guard var entry = entries[topic], entry.remove(subscriber) else { return }
             if entry.count == 0 {
                 entries[topic] = nil
-                return true
+                broker.topicVacated(topic)
+            } else {
+                entries[topic] = entry
             }
-            entries[topic] = entry
-            return false
         }
-        if vacated { broker.topicVacated(topic) }
     }
 
     /// How many subscribers `topic` has on this node.

@@ -258,7 +258,7 @@ public enum JSONParser {
             }
             let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             if isInteger, let i = Int64(text) { return .int(i) }
-            guard let d = Double(text) else { throw JSONParseError(offset: start, reason: "invalid number") }
+            guard let d = Double(text), d.isFinite else { throw JSONParseError(offset: start, reason: "number out of range") }
             return .double(d)
         }
     }

@@ -48,7 +48,8 @@ extension JSONSink {
         case .int(let i): append(String(i))
         case .double(let d):
             if d.isFinite {
-                if d.rounded() == d, abs(d) < 1e15 { append(String(Int64(d))) } else { append(String(d)) }
+                // Swift's shortest round-trip form ("2.0", "0.1", "1e+20"): a double reads back as a double.
+                append(String(d))
             } else {
                 append("null")
             }

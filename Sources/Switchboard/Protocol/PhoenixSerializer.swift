@@ -29,7 +29,10 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
     public static func negotiate(vsn: String?) -> PhoenixSerializer? {
         guard let vsn else { return .v1 }
         let parts = vsn.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) else { return nil }
+        // MAJOR.MINOR.PATCH, ASCII digits, no leading zeros (as Elixir's Version.parse requires).
+        guard parts.count == 3,
+            parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (0x30...0x39).contains($0) } && ($0.count == 1 || $0.first != "0") })
+        else { return nil }
         // Pre-release/build suffixes are not accepted; Phoenix's requirement `~> X.0.0` is X.0.*.
         guard let major = Int(parts[0]), let minor = Int(parts[1]), Int(parts[2]) != nil else { return nil }
         switch (major, minor) {
@@ -72,7 +75,8 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
         guard let kind = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else {
             throw .unsupportedBinary("empty binary frame")
         }
-        if kind == UInt8(ascii: "{") || kind == UInt8(ascii: "[") {
+        let firstNonSpace = buffer.readableBytesView.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        if firstNonSpace == UInt8(ascii: "{") || firstNonSpace == UInt8(ascii: "[") {
             do {
                 return try decode(text: buffer)
             } catch {

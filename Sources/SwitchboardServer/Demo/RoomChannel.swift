@@ -2,7 +2,8 @@ import Switchboard
 
 /// A chat room: `room:<name>`. Join with `{"user": "<name>"}`; push `new_msg` `{"body": "…"}`.
 /// Everyone in the room (sender included) gets `new_msg` `{"user", "body"}`; the others get
-/// `user_joined` / `user_left` when someone joins, leaves or disconnects.
+/// `user_joined` / `user_left` when someone joins, leaves or disconnects. `ping` is answered with
+/// a `pong` push to the sender alone, carrying the same payload.
 struct RoomChannel: TopicChannel {
     func join(topic: String, payload: JSONValue, socket: inout ChannelSocket) async throws -> JoinResult {
         let user = payload["user"]?.stringValue ?? "anonymous"
@@ -13,11 +14,18 @@ struct RoomChannel: TopicChannel {
     }
 
     func handleIn(event: String, payload: Payload, socket: inout ChannelSocket) async throws -> HandleInResult {
-        guard event == "new_msg" else { return .error(reason: "unknown event") }
-        guard let body = payload["body"]?.stringValue, !body.isEmpty else { return .error(reason: "body is required") }
-        let user: String = socket.assigns["user"] ?? "anonymous"
-        socket.broadcast("new_msg", ["user": .string(user), "body": .string(body)])
-        return .ok()
+        switch event {
+        case "new_msg":
+            guard let body = payload["body"]?.stringValue, !body.isEmpty else { return .error(reason: "body is required") }
+            let user: String = socket.assigns["user"] ?? "anonymous"
+            socket.broadcast("new_msg", ["user": .string(user), "body": .string(body)])
+            return .ok()
+        case "ping":
+            socket.push("pong", payload)
+            return .ok()
+        default:
+            return .error(reason: "unknown event")
+        }
     }
 
     func terminate(reason: TerminateReason, socket: ChannelSocket) async {

@@ -1,0 +1,150 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Switchboard
+
+/// The HTTP API of a hub: publish, inspect topics, disconnect users. Every route needs
+/// `Authorization: Bearer <apiKey>`; errors are `{"error": {"code", "message"}}`.
+///
+/// | route | body | answer |
+/// | --- | --- | --- |
+/// | `POST /api/broadcast` | `{"topic","event","payload"}` or `{"messages": [ … ]}` | 202 `{"published": n}` |
+/// | `GET /api/topics` | | 200 `{"topics": [{"topic", "subscribers"}]}` (this node) |
+/// | `GET /api/topics/{topic}` | | 200 `{"topic", "subscribers"}` |
+/// | `POST /api/disconnect` | `{"user": "42"}` or `{"socket_id": "…"}` | 202 `{}` |
+public struct HubAPI: Sendable {
+    public let hub: Hub
+    public let apiKey: String
+    /// Largest accepted request body.
+    public var maxBodySize = 1 << 20
+    /// Most messages in one batch publish.
+    public var maxBatchSize = 1000
+    /// The socket id of a user for `POST /api/disconnect {"user": …}`.
+    public var socketID: @Sendable (String) -> String = { "user_socket:\($0)" }
+
+    public init(hub: Hub, apiKey: String) {
+        self.hub = hub
+        self.apiKey = apiKey
+    }
+
+    /// A random key for servers started without one.
+    public static func generateKey() -> String {
+        (0..<24).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+
+    /// Adds the routes under `/api` to `router`.
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        let api = router.group("api").add(middleware: APIKeyMiddleware<Context>(key: apiKey))
+        api.post("broadcast") { request, _ in try await self.broadcast(request) }
+        api.get("topics") { _, _ in self.topics() }
+        api.get("topics/{topic}") { _, context in
+            let topic = context.parameters.get("topic") ?? ""
+            return Self.json(.ok, ["topic": .string(topic), "subscribers": .int(Int64(self.hub.localSubscriberCount(topic: topic)))])
+        }
+        api.post("disconnect") { request, _ in try await self.disconnect(request) }
+    }
+
+    func broadcast(_ request: Request) async throws -> Response {
+        let body = try await Self.readJSON(request, limit: maxBodySize)
+        let items: [JSONValue]
+        if let messages = body["messages"] {
+            guard let list = messages.arrayValue else { throw APIError(.unprocessableContent, "invalid_request", "messages must be an array") }
+            guard list.count <= maxBatchSize else { throw APIError(.contentTooLarge, "batch_too_large", "at most \(maxBatchSize) messages per request") }
+            items = list
+        } else {
+            items = [body]
+        }
+        // Validate everything first: a batch is published whole or not at all.
+        var broadcasts: [Broadcast] = []
+        for (index, item) in items.enumerated() {
+            let at = items.count > 1 ? " (message \(index))" : ""
+            guard let topic = item["topic"]?.stringValue, !topic.isEmpty else { throw APIError(.unprocessableContent, "invalid_request", "topic must be a non-empty string\(at)") }
+            guard let event = item["event"]?.stringValue, !event.isEmpty else { throw APIError(.unprocessableContent, "invalid_request", "event must be a non-empty string\(at)") }
+            guard !event.hasPrefix("phx_"), event != PhoenixEvent.disconnect else { throw APIError(.unprocessableContent, "reserved_event", "event \(event) is reserved\(at)") }
+            let payload = item["payload"] ?? .emptyObject
+            guard payload.objectValue != nil else { throw APIError(.unprocessableContent, "invalid_request", "payload must be a JSON object\(at)") }
+            broadcasts.append(Broadcast(topic: topic, event: event, payload: .json(payload)))
+        }
+        for broadcast in broadcasts { hub.publish(broadcast) }
+        return Self.json(.accepted, ["published": .int(Int64(broadcasts.count))])
+    }
+
+    func topics() -> Response {
+        let topics = hub.localTopics().sorted { $0.key < $1.key }.map { JSONValue.object(["topic": .string($0.key), "subscribers": .int(Int64($0.value))]) }
+        return Self.json(.ok, ["topics": .array(topics)])
+    }
+
+    func disconnect(_ request: Request) async throws -> Response {
+        let body = try await Self.readJSON(request, limit: 64 * 1024)
+        if let user = body["user"]?.stringValue, !user.isEmpty {
+            hub.disconnect(socketID: socketID(user))
+        } else if let id = body["socket_id"]?.stringValue, !id.isEmpty {
+            hub.disconnect(socketID: id)
+        } else {
+            throw APIError(.unprocessableContent, "invalid_request", "give a user or a socket_id")
+        }
+        return Self.json(.accepted, .emptyObject)
+    }
+
+    static func readJSON(_ request: Request, limit: Int) async throws -> JSONValue {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "request body over \(limit) bytes")
+        }
+        do {
+            let value = try JSONParser.parse(buffer)
+            guard value.objectValue != nil else { throw APIError(.badRequest, "invalid_json", "the body must be a JSON object") }
+            return value
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError(.badRequest, "invalid_json", "\(error)")
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: JSONWriter.buffer(value)))
+    }
+}
+
+/// An API failure with a stable code, answered as `{"error": {"code", "message"}}`.
+public struct APIError: Error, HTTPResponseError {
+    public let status: HTTPResponse.Status
+    public let code: String
+    public let message: String
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public var headers: HTTPFields { [.contentType: "application/json"] }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        HubAPI.json(status, ["error": ["code": .string(code), "message": .string(message)]])
+    }
+}
+
+/// Requires `Authorization: Bearer <key>` (compared in constant time).
+struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+    let key: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let header = request.headers[.authorization] ?? ""
+        let prefix = "Bearer "
+        guard header.hasPrefix(prefix) else {
+            throw APIError(.unauthorized, "unauthorized", "missing API key (Authorization: Bearer <key>)")
+        }
+        let given = SHA256.hash(data: Data(header.dropFirst(prefix.count).utf8))
+        let expected = SHA256.hash(data: Data(key.utf8))
+        // Comparing fixed-length digests keeps the comparison time independent of the key.
+        guard given == expected else {
+            throw APIError(.unauthorized, "unauthorized", "invalid API key")
+        }
+        return try await next(request, context)
+    }
+}

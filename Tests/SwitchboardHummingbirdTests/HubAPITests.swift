@@ -1,0 +1,148 @@
+import NIOCore
+import NIOPosix
+import Switchboard
+import Testing
+
+/// An HTTP response: status and body parsed as JSON (nil if the body is not JSON).
+struct HTTPResult {
+    let status: Int
+    let json: JSONValue?
+}
+
+/// Collects everything a connection receives until the server closes it.
+final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: used only on its channel's event loop; `done` is completed once, there.
+    typealias InboundIn = ByteBuffer
+    var buffer = ByteBuffer()
+    let done: EventLoopPromise<ByteBuffer>
+    init(done: EventLoopPromise<ByteBuffer>) { self.done = done }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var part = unwrapInboundIn(data)
+        buffer.writeBuffer(&part)
+    }
+    func channelInactive(context: ChannelHandlerContext) { done.succeed(buffer) }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}
+
+/// One HTTP/1.1 request with `Connection: close`, over a plain socket.
+func http(_ method: String, port: Int, path: String, body: String? = nil, key: String? = TestServer.apiKey) async throws -> HTTPResult {
+    let group = MultiThreadedEventLoopGroup.singleton
+    let loop = group.next()
+    let done = loop.makePromise(of: ByteBuffer.self)
+    let channel = try await ClientBootstrap(group: loop)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ResponseCollector(done: done)) }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+    var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    if let key { request += "Authorization: Bearer \(key)\r\n" }
+    let bytes = Array((body ?? "").utf8)
+    if body != nil { request += "Content-Type: application/json\r\n" }
+    request += "Content-Length: \(bytes.count)\r\n\r\n"
+    var out = ByteBuffer(string: request)
+    out.writeBytes(bytes)
+    try await channel.writeAndFlush(out).get()
+    let timeout = loop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
+    let response = String(buffer: try await done.futureResult.get())
+    timeout.cancel()
+    let status = Int(response.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
+    guard let split = response.range(of: "\r\n\r\n") else { return HTTPResult(status: status, json: nil) }
+    let head = response[..<split.lowerBound].lowercased()
+    var payload = String(response[split.upperBound...])
+    if head.contains("transfer-encoding: chunked") {
+        // Join the chunks (hex size line, data, CRLF) until the zero chunk.
+        var joined = ""
+        var rest = Substring(payload)
+        while let line = rest.range(of: "\r\n"), let size = Int(rest[..<line.lowerBound], radix: 16), size > 0 {
+            let start = line.upperBound
+            let end = rest.utf8.index(start, offsetBy: size)
+            joined += rest[start..<end]
+            rest = rest[end...].dropFirst(2)
+        }
+        payload = joined
+    }
+    return HTTPResult(status: status, json: try? JSONParser.parse(payload))
+}
+
+@Suite("HTTP API")
+struct HubAPITests {
+    @Test("POST /api/broadcast reaches WebSocket subscribers; the batch form publishes to many topics")
+    func broadcast() async throws {
+        try await TestServer.run { server in
+            let a = try await server.connect()
+            let b = try await server.connect()
+            try await join(a, "room:api", ref: "1")
+            try await join(b, "room:other", ref: "1")
+            let single = try await http("POST", port: server.port, path: "/api/broadcast", body: #"{"topic":"room:api","event":"news","payload":{"n":1}}"#)
+            #expect(single.status == 202)
+            #expect(single.json == ["published": 1])
+            #expect(try await a.receiveJSON() == v2(nil, nil, "room:api", "news", ["n": 1]))
+            let batch = try await http("POST", port: server.port, path: "/api/broadcast", body: #"{"messages":[{"topic":"room:api","event":"x","payload":{}},{"topic":"room:other","event":"y","payload":{"k":"v"}}]}"#)
+            #expect(batch.status == 202)
+            #expect(batch.json == ["published": 2])
+            #expect(try await a.receiveJSON() == v2(nil, nil, "room:api", "x"))
+            #expect(try await b.receiveJSON() == v2(nil, nil, "room:other", "y", ["k": "v"]))
+            await a.close()
+            await b.close()
+        }
+    }
+
+    @Test("API calls without the key, or with a wrong one, are 401 with a JSON error")
+    func auth() async throws {
+        try await TestServer.run { server in
+            let none = try await http("GET", port: server.port, path: "/api/topics", key: nil)
+            #expect(none.status == 401)
+            #expect(none.json?["error"]?["code"] == "unauthorized")
+            let wrong = try await http("GET", port: server.port, path: "/api/topics", key: "nope")
+            #expect(wrong.status == 401)
+            #expect(wrong.json?["error"]?["code"] == "unauthorized")
+        }
+    }
+
+    @Test("bad bodies: malformed JSON is 400; missing fields, non-object payloads and reserved events are 422; nothing is published")
+    func badInput() async throws {
+        try await TestServer.run { server in
+            let ws = try await server.connect()
+            try await join(ws, "room:bad", ref: "1")
+            let cases: [(String, Int, String)] = [
+                ("{not json", 400, "invalid_json"),
+                ("[1,2]", 400, "invalid_json"),
+                (#"{"event":"e","payload":{}}"#, 422, "invalid_request"),
+                (#"{"topic":"room:bad","payload":{}}"#, 422, "invalid_request"),
+                (#"{"topic":"room:bad","event":"e","payload":[1]}"#, 422, "invalid_request"),
+                (#"{"topic":"room:bad","event":"phx_close","payload":{}}"#, 422, "reserved_event"),
+                (#"{"messages":[{"topic":"room:bad","event":"ok","payload":{}},{"topic":"room:bad"}]}"#, 422, "invalid_request"),
+            ]
+            for (body, status, code) in cases {
+                let result = try await http("POST", port: server.port, path: "/api/broadcast", body: body)
+                #expect(result.status == status, "\(body)")
+                #expect(result.json?["error"]?["code"]?.stringValue == code, "\(body)")
+            }
+            #expect(try await ws.frameArriving(within: .milliseconds(200)) == nil)
+            await ws.close()
+        }
+    }
+
+    @Test("GET /api/topics lists local topics with subscriber counts; POST /api/disconnect closes a user's sockets")
+    func topicsAndDisconnect() async throws {
+        try await TestServer.run { server in
+            let a = try await server.connect("vsn=2.0.0&user=42")
+            let b = try await server.connect("vsn=2.0.0&user=43")
+            try await join(a, "room:t", ref: "1")
+            try await join(b, "room:t", ref: "1")
+            let topics = try await http("GET", port: server.port, path: "/api/topics")
+            #expect(topics.status == 200)
+            let list = topics.json?["topics"]?.arrayValue ?? []
+            #expect(list.contains(["topic": "room:t", "subscribers": 2]))
+            let one = try await http("GET", port: server.port, path: "/api/topics/room:t")
+            #expect(one.json == ["topic": "room:t", "subscribers": 2])
+            let gone = try await http("POST", port: server.port, path: "/api/disconnect", body: #"{"user":"42"}"#)
+            #expect(gone.status == 202)
+            #expect(try await a.receive() == .close(code: 1001, reason: "disconnected"))
+            #expect(await eventually { server.hub.localSubscriberCount(topic: "room:t") == 1 })
+            let missing = try await http("POST", port: server.port, path: "/api/disconnect", body: "{}")
+            #expect(missing.status == 422)
+            await b.close()
+        }
+    }
+}
