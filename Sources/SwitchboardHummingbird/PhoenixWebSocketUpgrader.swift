@@ -4,6 +4,9 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import HTTPTypes
+import Hummingbird
 import NIOWebSocket
 import Switchboard
 
@@ -20,20 +23,26 @@ enum SwitchboardUpgradeResult: Sendable {
 /// The decision taken while building the upgrade response, used when installing the handlers.
 enum UpgradeDecision: Sendable {
     case accepted(socket: PhoenixSocket, serializer: PhoenixSerializer, id: String?, assigns: Assigns)
+    case plain(PlainChannelConfiguration, makeSession: @Sendable (WebSocketConnectionHandler, Connection) -> any WebSocketSessionDelegate)
     case refused(status: Int, reason: String?)
 }
 
 struct UpgradeRefused: Error {}
 struct NotASocketPath: Error {}
 
-/// Upgrades requests for `{mount}/websocket` to Phoenix WebSocket connections handled by
-/// `PhoenixWebSocketHandler` (our own framing, so no `WebSocketFrameEncoder` is installed).
+/// Routes plain-channel upgrade requests (a Hummingbird router built on `PlainUpgradeContext`).
+typealias PlainUpgradeResponder = @Sendable (Request, PlainUpgradeContext) async throws -> Response
+
+/// Upgrades requests for `{mount}/websocket` to Phoenix WebSocket connections, and requests the
+/// plain-channel router accepts to plain ones, both handled by `WebSocketConnectionHandler` (our
+/// own framing, so no `WebSocketFrameEncoder` is installed).
 struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
     typealias UpgradeResult = SwitchboardUpgradeResult
 
     let supportedProtocol = "websocket"
     let requiredUpgradeHeaders: [String] = []
     let sockets: [(path: String, socket: PhoenixSocket)]
+    let plainResponder: PlainUpgradeResponder?
     let decision: NIOLoopBoundBox<UpgradeDecision?>
     let logger: Logger
 
@@ -41,7 +50,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         let loop = channel.eventLoop
         let (path, query) = QueryString.split(uri: head.uri)
         guard let socket = sockets.first(where: { $0.path + "/websocket" == path })?.socket else {
-            return loop.makeFailedFuture(NotASocketPath())
+            return buildPlainUpgradeResponse(channel: channel, head: head, initialResponseHeaders: initialResponseHeaders)
         }
         guard head.method == .GET,
             let key = head.headers.first(name: "Sec-WebSocket-Key"),
@@ -94,29 +103,104 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         }
     }
 
+    /// Asks the plain-channel router about a path that is not a Phoenix socket.
+    private func buildPlainUpgradeResponse(channel: any Channel, head: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        let loop = channel.eventLoop
+        // NIO's upgrade handler does not hand a request it tried to upgrade on to the HTTP
+        // pipeline, so every upgrade we do not take is answered here (404, 400, or the refusal).
+        let notFound = { () -> EventLoopFuture<HTTPHeaders> in
+            self.decision.value = .refused(status: 404, reason: "no WebSocket endpoint at this path")
+            return loop.makeFailedFuture(NotASocketPath())
+        }
+        guard let plainResponder, let request = try? HTTPRequest(head, secure: false, splitCookie: false) else {
+            return notFound()
+        }
+        guard head.method == .GET, let key = head.headers.first(name: "Sec-WebSocket-Key"), head.headers.first(name: "Sec-WebSocket-Version") == "13" else {
+            decision.value = .refused(status: 400, reason: "invalid WebSocket upgrade request")
+            return loop.makeFailedFuture(UpgradeRefused())
+        }
+        let box = PlainUpgradeDecisionBox()
+        let source = PlainUpgradeContext.Source(logger: logger, decision: box, peerAddress: channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" })
+        let promise = loop.makePromise(of: PlainUpgradeDecision?.self)
+        promise.completeWithTask {
+            _ = try? await plainResponder(Request(head: request, body: .init(buffer: ByteBuffer())), PlainUpgradeContext(source: source))
+            return box.value.withLock { $0 }
+        }
+        let decision = self.decision
+        return promise.futureResult.flatMapThrowing { plain in
+            switch plain {
+            case .none:
+                decision.value = .refused(status: 404, reason: "no WebSocket endpoint at this path")
+                throw NotASocketPath()
+            case .refuse(let status, let reason):
+                decision.value = .refused(status: status, reason: reason)
+                throw UpgradeRefused()
+            case .accept(let configuration, let makeSession):
+                decision.value = .plain(configuration, makeSession: makeSession)
+                var headers = initialResponseHeaders
+                headers.add(name: "Sec-WebSocket-Accept", value: Self.acceptValue(for: key))
+                return headers
+            }
+        }
+    }
+
     func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<SwitchboardUpgradeResult> {
-        channel.eventLoop.makeCompletedFuture {
+        if case .plain(let configuration, let makeSession) = decision.value {
+            return channel.eventLoop.makeCompletedFuture {
+                try installHandlers(
+                    channel: channel,
+                    format: configuration.format,
+                    maxMessageSize: configuration.maxMessageSize,
+                    idleTimeout: configuration.idleTimeout,
+                    maxQueuedBytes: configuration.maxQueuedBytes
+                ) { handler in
+                    makeSession(handler, Self.connection(channel: channel, socketID: nil, assigns: Assigns(), transport: "websocket"))
+                }
+                return .webSocket
+            }
+        }
+        return channel.eventLoop.makeCompletedFuture {
             guard case .accepted(let socket, let serializer, let id, let assigns) = decision.value else {
                 throw UpgradeRefused()
             }
             let configuration = socket.configuration
             let logger = self.logger
-            let loop = channel.eventLoop
-            try channel.pipeline.syncOperations.addHandler(
-                ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: configuration.maxMessageSize))
-            )
-            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
-            let handler = PhoenixWebSocketHandler(eventLoop: loop, serializer: serializer, maxMessageSize: configuration.maxMessageSize, logger: logger) { handler in
-                let connection = Connection(socketID: id, assigns: assigns, transport: "websocket") { reason in
-                    // Looked up rather than captured: the handler owns the connection, not the other way round.
-                    channel.pipeline.handler(type: PhoenixWebSocketHandler.self).whenSuccess { $0.close(reason) }
-                }
+            try installHandlers(
+                channel: channel,
+                format: serializer == .v1 ? .phoenixV1WebSocket : .phoenixV2WebSocket,
+                maxMessageSize: configuration.maxMessageSize,
+                idleTimeout: configuration.idleTimeout,
+                maxQueuedBytes: configuration.maxQueuedBytes
+            ) { handler in
+                let connection = Self.connection(channel: channel, socketID: id, assigns: assigns, transport: "websocket")
                 return PhoenixSession(socket: socket, transport: handler, serializer: serializer, connection: connection, logger: logger)
             }
-            try channel.pipeline.syncOperations.addHandler(handler)
-            let high = max(configuration.maxQueuedBytes, 1024)
-            try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
             return .webSocket
+        }
+    }
+
+    /// Installs the frame decoder, the idle timer and the connection handler; sets the outbound limit.
+    private func installHandlers(
+        channel: any Channel,
+        format: FrameFormat,
+        maxMessageSize: Int,
+        idleTimeout: TimeAmount,
+        maxQueuedBytes: Int,
+        makeSession: @escaping (WebSocketConnectionHandler) -> any WebSocketSessionDelegate
+    ) throws {
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxMessageSize)))
+        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+        let handler = WebSocketConnectionHandler(eventLoop: channel.eventLoop, broadcastFormat: format, maxMessageSize: maxMessageSize, logger: logger, makeSession: makeSession)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        let high = max(maxQueuedBytes, 1024)
+        try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
+    }
+
+    /// A connection whose `close` reaches the channel's handler.
+    static func connection(channel: any Channel, socketID: String?, assigns: Assigns, transport: String) -> Connection {
+        Connection(socketID: socketID, assigns: assigns, transport: transport) { reason in
+            // Looked up rather than captured: the handler owns the connection, not the other way round.
+            channel.pipeline.handler(type: WebSocketConnectionHandler.self).whenSuccess { $0.close(reason) }
         }
     }
 

@@ -19,20 +19,40 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 
     public let responder: HTTPChannelHandler.Responder
     let sockets: [(path: String, socket: PhoenixSocket)]
+    let plainResponder: PlainUpgradeResponder?
     let http1: HTTP1Channel.Configuration
 
     /// - Parameters:
     ///   - sockets: Phoenix sockets by mount path (e.g. `/socket`; the WebSocket is at `/socket/websocket`).
-    public init(responder: @escaping HTTPChannelHandler.Responder, sockets: [String: PhoenixSocket], http1: HTTP1Channel.Configuration = .init()) {
+    ///   - plainChannels: the router of plain WebSocket channels (`router.plainChannel(…)` routes).
+    public init(
+        responder: @escaping HTTPChannelHandler.Responder,
+        sockets: [String: PhoenixSocket],
+        plainChannels: Router<PlainUpgradeContext>? = nil,
+        http1: HTTP1Channel.Configuration = .init()
+    ) {
         self.responder = responder
         self.sockets = sockets.map { (path: $0.key.hasSuffix("/") ? String($0.key.dropLast()) : $0.key, socket: $0.value) }
+        if let plainChannels {
+            let plainRouter = plainChannels.buildResponder()
+            self.plainResponder = { request, context in try await plainRouter.respond(to: request, context: context) }
+        } else {
+            self.plainResponder = nil
+        }
+        self.http1 = http1
+    }
+
+    init(responder: @escaping HTTPChannelHandler.Responder, sockets: [String: PhoenixSocket], plainResponder: PlainUpgradeResponder?, http1: HTTP1Channel.Configuration) {
+        self.responder = responder
+        self.sockets = sockets.map { (path: $0.key.hasSuffix("/") ? String($0.key.dropLast()) : $0.key, socket: $0.value) }
+        self.plainResponder = plainResponder
         self.http1 = http1
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let decision = NIOLoopBoundBox<UpgradeDecision?>(nil, eventLoop: channel.eventLoop)
-            let upgrader = PhoenixWebSocketUpgrader(sockets: sockets, decision: decision, logger: logger)
+            let upgrader = PhoenixWebSocketUpgrader(sockets: sockets, plainResponder: plainResponder, decision: decision, logger: logger)
             let http1 = self.http1
             let configuration = NIOTypedHTTPServerUpgradeConfiguration<SwitchboardUpgradeResult>(
                 upgraders: [upgrader],
@@ -96,10 +116,20 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1.1 with Phoenix sockets mounted at the given paths, e.g. `["/socket": socket]`.
-    public static func switchboard(sockets: [String: PhoenixSocket], http1: HTTP1Channel.Configuration = .init()) -> HTTPServerBuilder {
-        .init { responder in
-            SwitchboardHTTPChannel(responder: responder, sockets: sockets, http1: http1)
+    /// HTTP/1.1 with Phoenix sockets mounted at the given paths, e.g. `["/socket": socket]`, and
+    /// the plain WebSocket channels of `plainChannels`.
+    public static func switchboard(
+        sockets: [String: PhoenixSocket] = [:],
+        plainChannels: Router<PlainUpgradeContext>? = nil,
+        http1: HTTP1Channel.Configuration = .init()
+    ) -> HTTPServerBuilder {
+        // Build the plain-channel responder now: routers are not Sendable, responders are.
+        let plainResponder: PlainUpgradeResponder? = plainChannels.map { router in
+            let responder = router.buildResponder()
+            return { request, context in try await responder.respond(to: request, context: context) }
+        }
+        return .init { responder in
+            SwitchboardHTTPChannel(responder: responder, sockets: sockets, plainResponder: plainResponder, http1: http1)
         }
     }
 }

@@ -20,7 +20,18 @@ enum DemoServer {
         socket.channel("notifications:*", NotificationsChannel())
         socket.channel("realtime:*", RealtimeChannel())
 
+        // Plain WebSocket channels (no envelope), on the same hub.
+        let plainChannels = Router(context: PlainUpgradeContext.self)
+        var subscriberConfiguration = PlainChannelConfiguration()
+        subscriberConfiguration.chooseFormat = { $0.query["format"] == "envelope" ? .plainEnvelope : .plainPayload }
+        plainChannels.plainChannel("/ws/{topic}", channel: hub.plainChannel("ws"), configuration: subscriberConfiguration, handler: TopicSubscriberChannel())
+        var chatConfiguration = PlainChannelConfiguration()
+        chatConfiguration.format = PlainChatChannel.format
+        plainChannels.plainChannel("/chat/{room}", channel: hub.plainChannel("room"), configuration: chatConfiguration, handler: PlainChatChannel())
+        plainChannels.plainChannel("/greet/{user}", channel: hub.plainChannel("greet"), handler: GreetingChannel())
+
         let router = Router()
+        addTodoRoutes(to: router, plainChannels: plainChannels, hub: hub)
         router.get("/") { _, _ in
             "Switchboard is running. Phoenix socket: ws://\(host):\(port)/socket/websocket (topics room:*, ticker, notifications:<user_id>).\n"
         }
@@ -28,7 +39,7 @@ enum DemoServer {
         HubAPI(hub: hub, apiKey: apiKey).register(on: router)
         return Application(
             router: router,
-            server: .switchboard(sockets: ["/socket": socket]),
+            server: .switchboard(sockets: ["/socket": socket], plainChannels: plainChannels),
             configuration: .init(address: .hostname(host, port: port), serverName: "switchboard"),
             services: [TickerService(hub: hub)],
             logger: logger

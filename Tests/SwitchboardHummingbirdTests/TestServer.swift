@@ -118,15 +118,22 @@ struct TestServer {
         }
         socket.channel("room:*", TestChannel(log: log))
         socket.channel("exact", TestChannel(log: log))
+        socket.channel("test:*", TestChannel(log: log))
 
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let router = Router()
         HubAPI(hub: hub, apiKey: TestServer.apiKey).register(on: router)
+        let plainChannels = Router(context: PlainUpgradeContext.self)
+        var plainConfiguration = PlainChannelConfiguration()
+        plainConfiguration.idleTimeout = configuration.idleTimeout
+        plainConfiguration.maxQueuedBytes = configuration.maxQueuedBytes
+        plainConfiguration.maxMessageSize = configuration.maxMessageSize
+        plainChannels.group("plain").plainChannel("{room}/socket/{user}", channel: hub.plainChannel("test"), configuration: plainConfiguration, handler: TestPlainChannel(log: log))
         let app = Application(
             router: router,
-            server: .switchboard(sockets: ["/socket": socket]),
+            server: .switchboard(sockets: ["/socket": socket], plainChannels: plainChannels),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in
                 portContinuation.yield(channel.localAddress?.port ?? 0)
@@ -159,4 +166,50 @@ func eventually(timeout: Duration = .seconds(5), _ condition: @Sendable () async
         try? await Task.sleep(for: .milliseconds(10))
     }
     return await condition()
+}
+
+/// The plain channel the transport tests exercise, at `/plain/{room}/socket/{user}`.
+struct TestPlainChannel: PlainChannelHandler {
+    let log: CallbackLog
+    struct Client: Sendable {
+        let user: String
+        let room: String
+    }
+    struct Command: Decodable {
+        let op: String
+        let room: String?
+        let text: String?
+    }
+
+    func connect(_ request: PlainConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<Client> {
+        let user = request.parameters["user"] ?? ""
+        if user == "mallory" { return .refuse(status: 401, reason: "not you") }
+        return .accept(Client(user: user, room: request.parameters["room"] ?? ""))
+    }
+
+    func connected(_ client: PlainClient<Client>) async throws {
+        log.append("plain connected \(client.context.user)")
+        client.join(room: client.context.room)
+        client.send(json: ["hello": .string(client.context.user), "room": .string(client.context.room)])
+    }
+
+    func message(_ message: PlainMessage, from client: PlainClient<Client>) async throws {
+        let command = try message.decode(as: Command.self)
+        switch command.op {
+        case "echo": client.send(json: ["echo": .string(command.text ?? "")])
+        case "say": client.broadcast(json: ["from": .string(client.context.user), "text": .string(command.text ?? "")], toRoom: client.context.room)
+        case "say_others": client.broadcast(json: ["from": .string(client.context.user), "text": .string(command.text ?? "")], toRoom: client.context.room, includingSelf: false)
+        case "join": client.join(room: command.room ?? "")
+        case "leave": client.leave(room: command.room ?? "")
+        case "members":
+            let users = client.channel.connections(inRoom: command.room ?? client.context.room).count
+            client.send(json: ["members": .int(Int64(users))])
+        case "bye": client.close(code: 4000, reason: "bye")
+        default: throw PlainMessageError(code: "unknown_op", "unknown op \(command.op)")
+        }
+    }
+
+    func disconnected(_ client: PlainClient<Client>) async {
+        log.append("plain disconnected \(client.context.user)")
+    }
 }

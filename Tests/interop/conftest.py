@@ -35,6 +35,9 @@ class ServerProcess:
             return f"(no server log: {exc})"
 
 
+API_KEY = "interop-key"
+
+
 def _free_port() -> int:
     # Bind to port 0, read the port the kernel picked, release it for the server.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -78,7 +81,7 @@ def _start(binary: str, log_dir: Path, attempt: int) -> ServerProcess:
     log_file = open(log_path, "wb")  # noqa: SIM115 -- closed below; the child keeps its own fd
     try:
         process = subprocess.Popen(
-            [binary, "--host", "127.0.0.1", "--port", str(port)],
+            [binary, "--host", "127.0.0.1", "--port", str(port), "--api-key", API_KEY],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -156,3 +159,9 @@ def server_still_running(request: pytest.FixtureRequest) -> Iterator[None]:
         server: ServerProcess = request.getfixturevalue("switchboard_server")
         if server.process.poll() is not None:
             pytest.fail(f"switchboard died during this test (status {server.process.returncode}):\n{server.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def http_url(switchboard_server: ServerProcess) -> str:
+    """The server's HTTP base URL, e.g. http://127.0.0.1:PORT."""
+    return f"http://127.0.0.1:{switchboard_server.port}"

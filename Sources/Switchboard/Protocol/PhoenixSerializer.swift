@@ -13,6 +13,11 @@ public struct EncodedFrame: Sendable {
     /// The frame body; the reader index leaves `PhoenixSerializer.headroom` bytes in front for a transport header.
     public var bytes: ByteBuffer
     public var isBinary: Bool
+
+    public init(bytes: ByteBuffer, isBinary: Bool) {
+        self.bytes = bytes
+        self.isBinary = isBinary
+    }
 }
 
 /// The Phoenix Channels serializers: V1 (JSON objects), V2 (JSON arrays) and V2 binary frames.

@@ -3,14 +3,29 @@ import NIOCore
 import NIOWebSocket
 import Switchboard
 
-/// The NIO handler that owns one Phoenix WebSocket connection after the upgrade.
+/// What a WebSocket connection's messages go to: a Phoenix session or a plain-channel client.
+/// Every method is called on the connection's event loop.
+protocol WebSocketSessionDelegate: AnyObject {
+    /// The connection is open.
+    func start()
+    /// A complete text message. Returns a close reason when the connection must end.
+    func receive(text: ByteBuffer) -> CloseReason?
+    /// A complete binary message. Returns a close reason when the connection must end.
+    func receive(binary: ByteBuffer) -> CloseReason?
+    /// The connection is gone (called once).
+    func transportClosed()
+}
+
+extension PhoenixSession: WebSocketSessionDelegate {}
+
+/// The NIO handler that owns one WebSocket connection after the upgrade (Phoenix or plain).
 ///
 /// There is no task per connection: frames are read and written here, on the connection's event
 /// loop. Outbound bytes are complete WebSocket frames (the hub frames each broadcast once), written
 /// straight to the socket with no frame encoder in between. The channel's write-buffer high
 /// water mark is the outbound queue limit: when a client stops reading and the queue passes it,
 /// the connection is closed as a slow consumer and its queued bytes are freed.
-final class PhoenixWebSocketHandler: ChannelInboundHandler, PhoenixTransport, @unchecked Sendable {
+final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport, @unchecked Sendable {
     // @unchecked: every mutable property is used only on `eventLoop` (NIO calls handler methods
     // there, and the session calls the transport methods there).
     typealias InboundIn = WebSocketFrame
@@ -20,17 +35,17 @@ final class PhoenixWebSocketHandler: ChannelInboundHandler, PhoenixTransport, @u
     let broadcastFormat: FrameFormat
     private let maxMessageSize: Int
     private let logger: Logger
-    private let makeSession: (PhoenixWebSocketHandler) -> PhoenixSession
-    private var session: PhoenixSession?
+    private let makeSession: (WebSocketConnectionHandler) -> any WebSocketSessionDelegate
+    private var session: (any WebSocketSessionDelegate)?
     private var context: ChannelHandlerContext?
     private var fragments: ByteBuffer?
     private var fragmentsBinary = false
     private var needsFlush = false
     private var closing = false
 
-    init(eventLoop: any EventLoop, serializer: PhoenixSerializer, maxMessageSize: Int, logger: Logger, makeSession: @escaping (PhoenixWebSocketHandler) -> PhoenixSession) {
+    init(eventLoop: any EventLoop, broadcastFormat: FrameFormat, maxMessageSize: Int, logger: Logger, makeSession: @escaping (WebSocketConnectionHandler) -> any WebSocketSessionDelegate) {
         self.eventLoop = eventLoop
-        self.broadcastFormat = serializer == .v1 ? .phoenixV1WebSocket : .phoenixV2WebSocket
+        self.broadcastFormat = broadcastFormat
         self.maxMessageSize = maxMessageSize
         self.logger = logger
         self.makeSession = makeSession

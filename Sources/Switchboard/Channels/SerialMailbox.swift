@@ -1,0 +1,42 @@
+import DequeModule
+import Synchronization
+
+/// Runs async work items one at a time, in the order they were enqueued, on a task that exists
+/// only while there is work (an idle mailbox costs no task).
+public final class SerialMailbox: Sendable {
+    private struct State {
+        var queue = Deque<@Sendable () async -> Void>()
+        var running = false
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Queues `work`; it runs after everything queued before it has finished.
+    public func enqueue(_ work: @escaping @Sendable () async -> Void) {
+        let start = state.withLock { s -> Bool in
+            s.queue.append(work)
+            if s.running { return false }
+            s.running = true
+            return true
+        }
+        if start {
+            Task { await self.drain() }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let next: (@Sendable () async -> Void)? = state.withLock { s in
+                if s.queue.isEmpty {
+                    s.running = false
+                    return nil
+                }
+                return s.queue.removeFirst()
+            }
+            guard let next else { return }
+            await next()
+        }
+    }
+}

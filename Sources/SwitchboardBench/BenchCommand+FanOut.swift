@@ -1,0 +1,241 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Histogram
+import NIOCore
+
+extension BenchCommand {
+    /// Connect, publish for `duration`, drain, report. True when nothing went wrong.
+    func runFanOut(_ run: RunContext) throws -> Bool {
+        run.header(mode: "fan-out")
+        let serverAtStart = run.serverSample()
+        let connect = run.connectSubscribers()
+        let joined = run.counters.joined.load(ordering: .relaxed)
+        guard joined > 0 else {
+            Output.line("no subscriber joined; nothing to measure")
+            run.shutdown()
+            return false
+        }
+
+        // The publisher and its connections have a thread of their own, so a burst of deliveries
+        // on the subscriber loops never delays sending or reading the answers.
+        let publisherLoop = run.publisherGroup.next()
+        let counters = run.counters
+        let publisherConfiguration = run.publisherConfiguration
+        let publisher = try publisherLoop.submit {
+            NIOLoopBound(Publisher(configuration: publisherConfiguration, loop: publisherLoop, counters: counters), eventLoop: publisherLoop)
+        }.wait()
+        do {
+            try publisherLoop.flatSubmit { publisher.value.connect() }.wait()
+        } catch {
+            Output.line("publisher: cannot connect to \(publisherConfiguration.url): \(error)")
+            run.shutdown(publisher: publisher, publisherLoop: publisherLoop)
+            return false
+        }
+
+        let serverBefore = run.serverSample()
+        let cpuBefore = ProcessStats.ownCPU()
+        let wallBefore = MonotonicClock.nanoseconds()
+        let publishing = publisherLoop.flatSubmit { publisher.value.run() }
+        var nextProgress = wallBefore + 1_000_000_000
+        var deliveriesAtLastProgress = 0
+        while !counters.publishFinished.load(ordering: .relaxed) {
+            usleep(5000)
+            let now = MonotonicClock.nanoseconds()
+            if run.progress, now >= nextProgress {
+                nextProgress += 1_000_000_000
+                let deliveries = counters.deliveries
+                Output.progress(
+                    "publish: \(Output.grouped(counters.published.load(ordering: .relaxed))) sent, \(Output.grouped(counters.publishAnswered.load(ordering: .relaxed))) answered,"
+                        + " \(Output.grouped(deliveries - deliveriesAtLastProgress)) deliveries in the last second, \(Output.grouped(counters.openSubscribers)) subscribers open",
+                    since: wallBefore
+                )
+                deliveriesAtLastProgress = deliveries
+            }
+        }
+        let published = try publishing.wait()
+
+        // Drain: wait until every accepted message reached every joined subscriber, bounded.
+        let expectedTotal = published.accepted * joined
+        let drainDeadline = MonotonicClock.nanoseconds() + UInt64(drainTimeout * 1e9)
+        while counters.deliveries < expectedTotal, MonotonicClock.nanoseconds() < drainDeadline {
+            usleep(2000)
+        }
+        let drained = counters.deliveries >= expectedTotal
+        if drained { usleep(200_000) }  // a moment for duplicates and stragglers to show up
+        let wallAfter = MonotonicClock.nanoseconds()
+        let cpuAfter = ProcessStats.ownCPU()
+        let serverAfter = run.serverSample()
+        let snapshots = try run.pool.snapshots(expected: published.accepted)
+        run.shutdown(publisher: publisher, publisherLoop: publisherLoop)
+
+        // Merge the loops.
+        var latency = LoopStats.makeHistogram()
+        var total = LoopSnapshot(latency: LoopStats.makeHistogram(), messageDeliveries: [], messageMaxLatency: [])
+        for snapshot in snapshots {
+            latency.add(snapshot.latency)
+            total.deliveries += snapshot.deliveries
+            total.firstDelivery = min(total.firstDelivery, snapshot.firstDelivery)
+            total.lastDelivery = max(total.lastDelivery, snapshot.lastDelivery)
+            total.subscribers += snapshot.subscribers
+            total.open += snapshot.open
+            total.received += snapshot.received
+            total.duplicates += snapshot.duplicates
+            total.outOfOrder += snapshot.outOfOrder
+            total.lost += snapshot.lost
+            total.unexpected += snapshot.unexpected
+            total.heartbeatsSent += snapshot.heartbeatsSent
+            total.heartbeatReplies += snapshot.heartbeatReplies
+            total.otherFrames += snapshot.otherFrames
+            total.malformed += snapshot.malformed
+        }
+        var slowestBroadcasts: [(id: Int, completion: UInt64, deliveries: Int)] = []
+        var completion = LoopStats.makeHistogram()
+        var completed = 0
+        for id in 0..<min(published.sent, LoopStats.maxTrackedMessages) {
+            var count = 0
+            var slowest: UInt64 = 0
+            for snapshot in snapshots where id < snapshot.messageDeliveries.count {
+                count += Int(snapshot.messageDeliveries[id])
+                slowest = max(slowest, snapshot.messageMaxLatency[id])
+            }
+            if verbose { slowestBroadcasts.append((id, slowest, count)) }
+            if count >= total.subscribers, count > 0 {
+                completed += 1
+                completion.record(min((slowest + 500) / 1000, completion.highestTrackableValue))
+            }
+        }
+
+        let publishSeconds = Double(published.stoppedAt - published.startedAt) / 1e9
+        let deliverySeconds = total.deliveries > 0 ? Double(total.lastDelivery - published.startedAt) / 1e9 : 0
+        let deliveriesPerSecond = deliverySeconds > 0 ? Double(total.deliveries) / deliverySeconds : 0
+        let phaseSeconds = Double(wallAfter - wallBefore) / 1e9
+        let benchCPU = (cpuAfter.user - cpuBefore.user) + (cpuAfter.system - cpuBefore.system)
+        let benchCPUTotal = cpuAfter.user + cpuAfter.system
+        let serverCPU = serverAfter.flatMap { after in serverBefore.map { after.cpuSeconds - $0.cpuSeconds } }
+        let closedDuringRun = counters.closedAfterJoin.load(ordering: .relaxed)
+        let failed = counters.failed.load(ordering: .relaxed)
+        func percentile(_ p: Double) -> UInt64 { latency.totalCount > 0 ? latency.valueAtPercentile(p) : 0 }
+        func completionMS(_ p: Double) -> Double { completion.totalCount > 0 ? Double(completion.valueAtPercentile(p)) / 1000 : 0 }
+
+        // Human report.
+        let rateText = rate > 0 ? "\(Output.fixed(rate, 0)) msgs/s" : "max rate (\(publishConnections)×\(pipeline) in flight)"
+        Output.line(
+            "publish: \(rateText) for \(Output.fixed(duration, 1)) s to \(publisherConfiguration.url): \(Output.grouped(published.sent)) sent, \(Output.grouped(published.accepted)) accepted,"
+                + " \(published.errors) errors; \(Output.fixed(Double(published.accepted) / max(publishSeconds, 0.001), 1)) msgs/s achieved"
+                + (rate > 0 ? ", max backlog \(published.maxBacklog)" : "")
+        )
+        let answers = published.answerLatency
+        func answerMS(_ p: Double) -> Double { answers.totalCount > 0 ? Double(answers.valueAtPercentile(p)) / 1000 : 0 }
+        Output.line(
+            "  publish request → answer (ms): p50 \(Output.fixed(answerMS(50), 2)), p99 \(Output.fixed(answerMS(99), 2)), max \(Output.fixed(Double(answers.max) / 1000, 2))"
+        )
+        for (kind, count) in published.errorKinds.sorted(by: { $0.value > $1.value }) {
+            Output.line("  \(Output.grouped(count)) × \(kind)")
+        }
+        Output.line(
+            "deliveries: \(Output.grouped(expectedTotal)) expected, \(Output.grouped(total.received)) received (\(Output.grouped(total.deliveries)) distinct) in \(Output.fixed(deliverySeconds, 2)) s"
+                + " = \(Output.grouped(Int(deliveriesPerSecond)))/s\(drained ? "" : " (drain timed out after \(Output.fixed(drainTimeout, 0)) s)")"
+        )
+        Output.line(
+            "  lost \(Output.grouped(total.lost)), duplicated \(Output.grouped(total.duplicates)), out of order \(Output.grouped(total.outOfOrder)),"
+                + " unexpected \(Output.grouped(total.unexpected)); subscribers closed during the run \(closedDuringRun)"
+                + (total.otherFrames + total.malformed > 0 ? "; \(total.otherFrames) other frames, \(total.malformed) malformed" : "")
+        )
+        if closedDuringRun > 0 { run.printReasons() }
+        if verbose {
+            for (index, snapshot) in snapshots.enumerated() {
+                Output.line(
+                    "  event loop \(index): \(Output.grouped(snapshot.subscribers)) subscribers, \(Output.grouped(snapshot.deliveries)) deliveries,"
+                        + " latency p50 \(Output.grouped(Int(snapshot.latency.valueAtPercentile(50)))) µs, p99 \(Output.grouped(Int(snapshot.latency.valueAtPercentile(99)))) µs, max \(Output.grouped(Int(snapshot.latency.max))) µs"
+                )
+            }
+            for broadcast in slowestBroadcasts.sorted(by: { $0.completion > $1.completion }).prefix(5) {
+                Output.line(
+                    "  slow broadcast seq \(broadcast.id): last of \(Output.grouped(broadcast.deliveries)) deliveries after \(Output.fixed(Double(broadcast.completion) / 1e6, 2)) ms"
+                )
+            }
+        }
+        Output.line(
+            "latency per delivery (µs): p50 \(Output.grouped(Int(percentile(50)))), p90 \(Output.grouped(Int(percentile(90)))), p99 \(Output.grouped(Int(percentile(99)))),"
+                + " p99.9 \(Output.grouped(Int(percentile(99.9)))), max \(Output.grouped(Int(latency.max)))"
+        )
+        Output.line(
+            "broadcast completion, publish → last subscriber (ms): p50 \(Output.fixed(completionMS(50), 2)), p99 \(Output.fixed(completionMS(99), 2)),"
+                + " max \(Output.fixed(Double(completion.max) / 1000, 2)) (\(Output.grouped(completed)) of \(Output.grouped(published.accepted)) broadcasts reached every subscriber)"
+        )
+        if let serverPid, let serverCPU, let serverAfter {
+            Output.line(
+                "server pid \(serverPid): \(Output.fixed(serverCPU, 2)) CPU s over \(Output.fixed(phaseSeconds, 2)) s (\(Output.fixed(serverCPU / phaseSeconds * 100, 0)) % of a core),"
+                    + " \(Output.fixed(total.deliveries > 0 ? serverCPU * 1e6 / Double(total.deliveries) : 0, 2)) µs per delivery;"
+                    + " RSS \(Output.grouped(serverAtStart?.rssKiB ?? 0)) KiB before connecting, \(Output.grouped(serverBefore?.rssKiB ?? 0)) KiB connected, \(Output.grouped(serverAfter.rssKiB)) KiB at the end"
+            )
+        }
+        Output.line(
+            "bench: \(Output.fixed(benchCPU, 2)) CPU s over the same \(Output.fixed(phaseSeconds, 2)) s (\(Output.fixed(benchCPU / phaseSeconds * 100, 0)) % of a core, \(threadsLabel(run))),"
+                + " \(Output.fixed(benchCPUTotal, 2)) CPU s in all (user \(Output.fixed(cpuAfter.user, 2)), system \(Output.fixed(cpuAfter.system, 2))), RSS \(Output.grouped(ProcessStats.ownRSSKiB())) KiB"
+        )
+        if benchCPU / phaseSeconds > 0.85 * Double(run.threads) {
+            Output.line("  warning: the bench used \(Output.fixed(benchCPU / phaseSeconds * 100, 0)) % of its \(run.threads) core(s); it may be the bottleneck")
+        }
+
+        var summary = SummaryLine()
+        summary.add("mode", "fanout")
+        summary.add("protocol", wireProtocol.rawValue)
+        summary.add("topic", topic)
+        summary.add("subscribers", subscribers)
+        summary.add("joined", joined)
+        summary.add("connect_failed", failed)
+        summary.add("connect_s", connect.seconds, digits: 2)
+        summary.add("closed_during_run", closedDuringRun)
+        summary.add("rate_target", rate, digits: 1)
+        summary.add("duration_s", duration, digits: 1)
+        summary.add("payload_size", payloadSize)
+        summary.add("published", published.sent)
+        summary.add("accepted", published.accepted)
+        summary.add("publish_errors", published.errors)
+        summary.add("publish_rate", Double(published.accepted) / max(publishSeconds, 0.001), digits: 1)
+        summary.add("max_backlog", published.maxBacklog)
+        summary.add("publish_answer_ms_p50", answerMS(50))
+        summary.add("publish_answer_ms_p99", answerMS(99))
+        summary.add("publish_answer_ms_max", Double(answers.max) / 1000)
+        summary.add("expected_deliveries", expectedTotal)
+        summary.add("received", total.received)
+        summary.add("deliveries", total.deliveries)
+        summary.add("deliveries_per_s", deliveriesPerSecond, digits: 0)
+        summary.add("lost", total.lost)
+        summary.add("duplicated", total.duplicates)
+        summary.add("out_of_order", total.outOfOrder)
+        summary.add("unexpected", total.unexpected)
+        summary.add("drained", drained)
+        summary.add("latency_us_p50", Int(percentile(50)))
+        summary.add("latency_us_p90", Int(percentile(90)))
+        summary.add("latency_us_p99", Int(percentile(99)))
+        summary.add("latency_us_p999", Int(percentile(99.9)))
+        summary.add("latency_us_max", Int(latency.max))
+        summary.add("completion_ms_p50", completionMS(50))
+        summary.add("completion_ms_p99", completionMS(99))
+        summary.add("completion_ms_max", Double(completion.max) / 1000)
+        summary.add("broadcasts_complete", completed)
+        summary.add("server_cpu_s", serverCPU)
+        summary.add("server_cpu_pct", serverCPU.map { $0 / phaseSeconds * 100 }, digits: 1)
+        summary.add("server_us_per_delivery", serverCPU.flatMap { total.deliveries > 0 ? $0 * 1e6 / Double(total.deliveries) : nil }, digits: 2)
+        summary.add("server_rss_kib_start", serverAtStart?.rssKiB)
+        summary.add("server_rss_kib_connected", serverBefore?.rssKiB)
+        summary.add("server_rss_kib_end", serverAfter?.rssKiB)
+        summary.add("bench_cpu_s", benchCPU)
+        summary.add("bench_cpu_pct", benchCPU / phaseSeconds * 100, digits: 1)
+        summary.add("bench_threads", run.threads)
+        summary.add("phase_s", phaseSeconds)
+        Output.line(summary.text)
+
+        return failed == 0 && joined == subscribers && closedDuringRun == 0 && published.errors == 0 && published.accepted > 0
+            && total.lost == 0 && total.duplicates == 0 && total.outOfOrder == 0 && total.unexpected == 0 && drained
+    }
+
+    func threadsLabel(_ run: RunContext) -> String {
+        "\(run.threads) event loop\(run.threads == 1 ? "" : "s")"
+    }
+}

@@ -1,0 +1,263 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ArgumentParser
+import Dispatch
+import NIOCore
+import NIOPosix
+
+extension SubscriberConfiguration.WireProtocol: ExpressibleByArgument {}
+
+/// `switchboard-bench`: end-to-end load for Switchboard (and peers such as nginx + nchan).
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchboard-bench",
+        abstract: "Fan-out and connection-capacity load generator for Switchboard (Phoenix Channels over WebSocket).",
+        discussion: """
+            Fan-out (default): opens --subscribers WebSocket connections (ramped, spread over \
+            127.0.0.1..127.0.0.N), joins each to --topic, then publishes --rate messages/s for \
+            --duration seconds over HTTP and measures every delivery: lost, duplicated, out of \
+            order, latency percentiles, broadcast completion time, server CPU and RSS \
+            (--server-pid), and its own CPU. The last line is SUMMARY {json}.
+
+            Idle (--idle): opens and joins the connections, holds them for --duration seconds and \
+            reports the server's RSS per connection.
+
+            Raw WebSocket peers (e.g. nginx + nchan): --protocol raw --url ws://127.0.0.1:8080/sub/bench \
+            --publish-url http://127.0.0.1:8080/pub/bench (the body defaults to the raw payload).
+
+            Only loopback targets (127.0.0.0/8) are accepted. Every phase is bounded in time.
+            """
+    )
+
+    @Option(help: "Subscriber WebSocket URL (ws://, loopback only). For v1/v2 the vsn query parameter is added.")
+    var url = "ws://127.0.0.1:4000/socket/websocket"
+
+    @Option(name: .customLong("protocol"), help: "v2 (Phoenix V2 JSON), v1 (Phoenix V1 JSON) or raw (plain WebSocket, no join, no heartbeat).")
+    var wireProtocol = SubscriberConfiguration.WireProtocol.v2
+
+    @Option(help: "Subscriber connections.")
+    var subscribers = 1000
+
+    @Option(help: "Topic every subscriber joins and the publisher publishes to (pick one whose join has no side effects).")
+    var topic = "realtime:bench"
+
+    @Option(help: "Join payload (JSON object).")
+    var joinPayload = "{}"
+
+    @Option(help: "New subscriber connections per second.")
+    var ramp = 2000.0
+
+    @Option(help: "Most subscriber handshakes (connect + upgrade + join) in progress at once.")
+    var maxPending = 1000
+
+    @Option(help: "Bind subscribers to 127.0.0.1 … 127.0.0.N in turn, so more than one ephemeral port range is available (1 = do not bind).")
+    var sourceAddresses = 4
+
+    @Option(help: "Seconds between Phoenix heartbeats per connection (0 = none).")
+    var heartbeat = 30.0
+
+    @Option(help: "Seconds allowed for each TCP connect, and again for the upgrade and join.")
+    var connectTimeout = 10.0
+
+    @Flag(help: "Idle mode: hold the joined connections for --duration seconds and report server memory; no publishing.")
+    var idle = false
+
+    @Option(help: "Publish URL (http://, loopback only). Default: POST /api/broadcast on the subscriber URL's host and port.")
+    var publishURL: String?
+
+    @Option(help: "Request body; each {{payload}} and {{topic}} is replaced. Default: the Switchboard API envelope {\"topic\":\"{{topic}}\",\"event\":\"bench\",\"payload\":{{payload}}}, or just {{payload}} with --publish-url.")
+    var publishBody: String?
+
+    @Option(help: "Content-Type of publish requests.")
+    var contentType = "application/json"
+
+    @Option(help: "API key sent as Authorization: Bearer <key>. Default: $SWITCHBOARD_API_KEY (none if unset).")
+    var apiKey: String?
+
+    @Option(help: "Messages per second, open loop (0 = as fast as the bounded in-flight requests allow).")
+    var rate = 100.0
+
+    @Option(help: "Seconds of publishing (idle mode: seconds to hold the connections).")
+    var duration = 10.0
+
+    @Option(help: "Payload size in bytes: the JSON object {\"seq\",\"c\",\"cs\",\"t\",\"pad\"} padded to this size.")
+    var payloadSize = 100
+
+    @Option(help: "Publisher HTTP/1.1 keep-alive connections.")
+    var publishConnections = 4
+
+    @Option(help: "Requests in flight per publisher connection (> 1 pipelines requests).")
+    var pipeline = 1
+
+    @Option(help: "Seconds to wait for answers to outstanding publish requests after the publish phase.")
+    var responseTimeout = 10.0
+
+    @Option(help: "Seconds to wait for outstanding deliveries after the publish phase.")
+    var drainTimeout = 10.0
+
+    @Option(help: "The server's process id: report its CPU seconds and RSS from /proc.")
+    var serverPid: Int32?
+
+    @Option(help: "Event loop threads for the subscribers (default: half the cores, at least 1: the server shares the machine). The publisher has one more thread of its own.")
+    var threads: Int?
+
+    @Flag(help: "Exit with status 1 when anything was lost, duplicated, out of order, refused, or failed to connect.")
+    var strict = false
+
+    @Flag(help: "No progress lines on stderr.")
+    var quiet = false
+
+    @Flag(help: "Also report each event loop's latency and the five slowest broadcasts.")
+    var verbose = false
+
+    func validate() throws {
+        guard subscribers >= 1 else { throw ValidationError("--subscribers must be at least 1") }
+        guard ramp > 0 else { throw ValidationError("--ramp must be positive") }
+        guard maxPending >= 1 else { throw ValidationError("--max-pending must be at least 1") }
+        guard (1...254).contains(sourceAddresses) else { throw ValidationError("--source-addresses must be 1…254") }
+        guard heartbeat >= 0 else { throw ValidationError("--heartbeat must be 0 or positive") }
+        guard connectTimeout > 0, connectTimeout <= 600 else { throw ValidationError("--connect-timeout must be in (0, 600]") }
+        guard rate >= 0 else { throw ValidationError("--rate must be 0 (max) or positive") }
+        guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be in (0, 86400]") }
+        guard (0...(1 << 20)).contains(payloadSize) else { throw ValidationError("--payload-size must be 0…1 MiB") }
+        guard (1...256).contains(publishConnections) else { throw ValidationError("--publish-connections must be 1…256") }
+        guard (1...1024).contains(pipeline) else { throw ValidationError("--pipeline must be 1…1024") }
+        guard responseTimeout > 0, responseTimeout <= 600 else { throw ValidationError("--response-timeout must be in (0, 600]") }
+        guard drainTimeout >= 0, drainTimeout <= 600 else { throw ValidationError("--drain-timeout must be in [0, 600]") }
+        if let threads { guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1…256") } }
+        guard joinPayload.first == "{" else { throw ValidationError("--join-payload must be a JSON object") }
+    }
+
+    func run() throws {
+        var subscriberURL = try BenchURL(url, allowed: [.ws])
+        switch wireProtocol {
+        case .v2: subscriberURL = subscriberURL.addingQueryItem("vsn", "2.0.0")
+        case .v1: subscriberURL = subscriberURL.addingQueryItem("vsn", "1.0.0")
+        case .raw: break
+        }
+        let threadCount = threads ?? max(1, System.coreCount / 2)
+        let subscriberConfiguration = SubscriberConfiguration(
+            wireProtocol: wireProtocol, url: subscriberURL, topic: topic, joinPayload: joinPayload,
+            heartbeatInterval: wireProtocol == .raw ? 0 : heartbeat, handshakeTimeout: connectTimeout,
+            publisherConnections: publishConnections
+        )
+        let publisherConfiguration = try makePublisherConfiguration(subscriberURL: subscriberURL)
+        if let serverPid, ProcessStats.sample(pid: serverPid) == nil {
+            throw BenchError("--server-pid \(serverPid): cannot read /proc/\(serverPid)/stat")
+        }
+        if idle, heartbeat == 0 || heartbeat >= 60, wireProtocol != .raw, duration >= 60 {
+            Output.warn("warning: without heartbeats under 60 s a Phoenix server closes idle connections after 60 s")
+        }
+
+        startWatchdog()
+        let counters = BenchCounters(loops: threadCount)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threadCount)
+        let publisherGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer {
+            try? group.syncShutdownGracefully()
+            try? publisherGroup.syncShutdownGracefully()
+        }
+        let pool = try SubscriberPool(
+            group: group, configuration: subscriberConfiguration, counters: counters,
+            sourceAddresses: sourceAddresses, connectTimeout: connectTimeout
+        )
+        let context = RunContext(
+            command: self, subscriberURL: subscriberURL, threads: threadCount, counters: counters, group: group, publisherGroup: publisherGroup, pool: pool,
+            publisherConfiguration: publisherConfiguration
+        )
+        let passed = idle ? try runIdle(context) : try runFanOut(context)
+        Output.flush()
+        if strict, !passed { throw ExitCode(1) }
+    }
+
+    private func makePublisherConfiguration(subscriberURL: BenchURL) throws -> PublisherConfiguration {
+        let publishTarget: BenchURL
+        let body: String
+        if let publishURL {
+            publishTarget = try BenchURL(publishURL, allowed: [.http])
+            body = publishBody ?? "{{payload}}"
+        } else {
+            publishTarget = try BenchURL("http://\(subscriberURL.hostHeader)/api/broadcast", allowed: [.http])
+            body = publishBody ?? "{\"topic\":\"{{topic}}\",\"event\":\"bench\",\"payload\":{{payload}}}"
+        }
+        let key = apiKey ?? getenv("SWITCHBOARD_API_KEY").map { String(cString: $0) }
+        return try PublisherConfiguration(
+            url: publishTarget, bodyTemplate: body, topic: topic, apiKey: key, contentType: contentType, rate: rate,
+            duration: duration, connections: publishConnections, pipeline: pipeline, payloadSize: payloadSize,
+            responseTimeout: responseTimeout, connectTimeout: connectTimeout
+        )
+    }
+
+    /// Ends the process if the phases overrun their bounds by a wide margin (a bug or a wedged
+    /// peer): the bench must always exit.
+    private func startWatchdog() {
+        let connectPhase = Double(subscribers) / ramp * 3 + 4 * connectTimeout + 30
+        let rest = idle ? duration + 10 : connectTimeout + duration + responseTimeout + drainTimeout + 10
+        let limit = connectPhase + rest + 60
+        DispatchQueue.global().asyncAfter(deadline: .now() + limit) {
+            Output.warn("still running after \(Int(limit)) s; giving up")
+            Output.flush()
+            terminateProcess(3)
+        }
+    }
+}
+
+/// What the run phases share.
+struct RunContext {
+    let command: BenchCommand
+    let subscriberURL: BenchURL
+    let threads: Int
+    let counters: BenchCounters
+    let group: MultiThreadedEventLoopGroup
+    let publisherGroup: MultiThreadedEventLoopGroup
+    let pool: SubscriberPool
+    let publisherConfiguration: PublisherConfiguration
+
+    var progress: Bool { !command.quiet }
+
+    func serverSample() -> ProcessSample? {
+        command.serverPid.flatMap { ProcessStats.sample(pid: $0) }
+    }
+
+    /// Opens and joins the subscribers; prints the connect line.
+    func connectSubscribers() -> SubscriberPool.RampResult {
+        let ramp = pool.rampUp(
+            count: command.subscribers, rate: command.ramp, maxPending: command.maxPending,
+            handshakeTimeout: command.connectTimeout, progress: progress
+        )
+        let joined = counters.joined.load(ordering: .relaxed)
+        let failed = counters.failed.load(ordering: .relaxed)
+        Output.line(
+            "connect: \(Output.grouped(joined)) of \(Output.grouped(command.subscribers)) joined, \(failed) failed, in \(Output.fixed(ramp.seconds, 1)) s"
+                + " (\(Output.grouped(Int(Double(joined) / max(ramp.seconds, 0.001))))/s)\(ramp.timedOut ? ", connect phase timed out" : "")"
+        )
+        printReasons()
+        return ramp
+    }
+
+    func printReasons() {
+        let reasons = counters.failureReasons
+        guard !reasons.isEmpty else { return }
+        for (reason, count) in reasons.sorted(by: { $0.value > $1.value }).prefix(10) {
+            Output.line("  \(Output.grouped(count)) × \(reason)")
+        }
+    }
+
+    /// Closes everything the run opened.
+    func shutdown(publisher: NIOLoopBound<Publisher>? = nil, publisherLoop: (any EventLoop)? = nil) {
+        if let publisher, let publisherLoop {
+            _ = try? publisherLoop.submit { publisher.value.close() }.wait()
+        }
+        pool.closeAll()
+    }
+
+    func header(mode: String) {
+        Output.line(
+            "switchboard-bench \(mode): \(Output.grouped(command.subscribers)) subscribers (\(command.wireProtocol.rawValue)) on \(command.topic) at \(subscriberURL),"
+                + " \(threads) event loop\(threads == 1 ? "" : "s"), \(pool.sources.count) source address\(pool.sources.count == 1 ? "" : "es")"
+        )
+    }
+}

@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// CPU time and resident memory of a process, from /proc (Linux).
+struct ProcessSample: Sendable {
+    /// User + system CPU seconds since the process started.
+    var cpuSeconds: Double
+    var rssKiB: Int
+    var takenAt: UInt64
+}
+
+enum ProcessStats {
+    /// The server's sample, from /proc/<pid>/stat (utime, stime) and /proc/<pid>/status (VmRSS).
+    static func sample(pid: Int32) -> ProcessSample? {
+        guard let stat = readFile("/proc/\(pid)/stat"), let status = readFile("/proc/\(pid)/status") else { return nil }
+        // The command name may contain spaces and parentheses: the fields start after the last ')'.
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+        guard fields.count > 12, let utime = Double(fields[11]), let stime = Double(fields[12]) else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var rss = 0
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            rss = Int(line.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") ?? 0
+        }
+        return ProcessSample(cpuSeconds: (utime + stime) / ticks, rssKiB: rss, takenAt: MonotonicClock.nanoseconds())
+    }
+
+    /// This process's own CPU use (getrusage).
+    static func ownCPU() -> (user: Double, system: Double) {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return (seconds(usage.ru_utime), seconds(usage.ru_stime))
+    }
+
+    /// This process's own resident memory in KiB.
+    static func ownRSSKiB() -> Int {
+        sample(pid: getpid())?.rssKiB ?? 0
+    }
+
+    static func readFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
+            if n <= 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,383 @@
+import Histogram
+import NIOCore
+import NIOPosix
+
+/// How messages are published: over HTTP/1.1 keep-alive connections, at a fixed rate or as
+/// fast as the bounded number of in-flight requests allows.
+struct PublisherConfiguration: Sendable {
+    var url: BenchURL
+    /// The body template split at each `{{payload}}` (n placeholders give n + 1 parts).
+    var bodyParts: [[UInt8]]
+    /// `POST <target> HTTP/1.1` and the fixed headers, up to and including `Content-Length: `.
+    var requestHead: [UInt8]
+    /// Messages per second; 0 = as fast as possible.
+    var rate: Double
+    var duration: Double
+    var connections: Int
+    /// Requests in flight per connection (1 = no pipelining).
+    var pipeline: Int
+    var payloadSize: Int
+    /// Seconds to wait for the answers still outstanding when the publish phase ends.
+    var responseTimeout: Double
+    var connectTimeout: Double
+
+    init(url: BenchURL, bodyTemplate: String, topic: String, apiKey: String?, contentType: String, rate: Double, duration: Double, connections: Int, pipeline: Int, payloadSize: Int, responseTimeout: Double, connectTimeout: Double) throws {
+        let topicText = String(JSONText.string(topic).dropFirst().dropLast())
+        bodyParts = bodyTemplate.replacingTopic(topicText).split(separator: "{{payload}}", omittingEmptySubsequences: false).map { Array($0.utf8) }
+        guard bodyParts.count >= 2 else {
+            throw BenchError("--publish-body must contain {{payload}}")
+        }
+        var head = "POST \(url.target) HTTP/1.1\r\nHost: \(url.hostHeader)\r\nContent-Type: \(contentType)\r\nUser-Agent: switchboard-bench\r\n"
+        if let apiKey, !apiKey.isEmpty { head += "Authorization: Bearer \(apiKey)\r\n" }
+        head += "Content-Length: "
+        requestHead = Array(head.utf8)
+        self.url = url
+        self.rate = rate
+        self.duration = duration
+        self.connections = connections
+        self.pipeline = pipeline
+        self.payloadSize = payloadSize
+        self.responseTimeout = responseTimeout
+        self.connectTimeout = connectTimeout
+    }
+}
+
+extension StringProtocol {
+    fileprivate func replacingTopic(_ topic: String) -> String {
+        var out = ""
+        var rest = Substring(self)
+        while let range = rest.firstRange(of: "{{topic}}") {
+            out += rest[..<range.lowerBound]
+            out += topic
+            rest = rest[range.upperBound...]
+        }
+        return out + rest
+    }
+}
+
+/// The outcome of the publish phase.
+struct PublishResult: Sendable {
+    var sent = 0
+    var accepted = 0
+    var errors = 0
+    var errorKinds: [String: Int] = [:]
+    var startedAt: UInt64 = 0
+    var stoppedAt: UInt64 = 0
+    var lastSentAt: UInt64 = 0
+    /// Largest number of messages that were due but not yet sent (fixed rate only).
+    var maxBacklog = 0
+    /// Time from writing a request to reading its answer, in microseconds.
+    var answerLatency = LoopStats.makeHistogram()
+}
+
+/// Sends the messages. Lives on one event loop together with its connections, so it needs no
+/// locks; the main thread drives it with `submit`.
+final class Publisher {
+    private let configuration: PublisherConfiguration
+    private let loop: EventLoop
+    private let counters: BenchCounters
+    private var connections: [PublisherConnectionHandler?]
+    private var result = PublishResult()
+    private var inFlight = 0
+    private var stopAt: UInt64 = 0
+    private var running = false
+    private var stopped = false
+    private var tick: Scheduled<Void>?
+    private var responseDeadline: Scheduled<Void>?
+    private var done: EventLoopPromise<PublishResult>?
+    private var roundRobin = 0
+
+    init(configuration: PublisherConfiguration, loop: EventLoop, counters: BenchCounters) {
+        self.configuration = configuration
+        self.loop = loop
+        self.counters = counters
+        self.connections = Array(repeating: nil, count: configuration.connections)
+    }
+
+    /// Opens every connection; fails if one cannot be opened.
+    func connect() -> EventLoopFuture<Void> {
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let address: SocketAddress
+        do { address = try configuration.url.socketAddress() } catch { return loop.makeFailedFuture(error) }
+        let futures = (0..<configuration.connections).map { index in
+            ClientBootstrap(group: loop)
+                .connectTimeout(.nanoseconds(Int64(configuration.connectTimeout * 1e9)))
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = PublisherConnectionHandler(index: index, publisher: bound.value)
+                        bound.value.connections[index] = handler
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                }
+                .connect(to: address)
+                .map { _ in () }
+        }
+        return EventLoopFuture.andAllSucceed(futures, on: loop)
+    }
+
+    /// Publishes for the configured duration; the future completes once every answer is in
+    /// (or the response timeout passed).
+    func run() -> EventLoopFuture<PublishResult> {
+        let promise = loop.makePromise(of: PublishResult.self)
+        done = promise
+        running = true
+        result.startedAt = MonotonicClock.nanoseconds()
+        stopAt = result.startedAt + UInt64(configuration.duration * 1e9)
+        pump()
+        scheduleTick()
+        return promise.futureResult
+    }
+
+    /// Closes the connections.
+    func close() {
+        for connection in connections { connection?.close() }
+    }
+
+    // MARK: - Sending
+
+    private func scheduleTick() {
+        // 1 ms is fine-grained enough for any rate; each tick sends what is due.
+        tick = loop.assumeIsolated().scheduleTask(in: .milliseconds(1)) {
+            self.pump()
+            if !self.stopped { self.scheduleTick() }
+        }
+    }
+
+    private func pump() {
+        guard running, !stopped else { return }
+        let now = MonotonicClock.nanoseconds()
+        if now >= stopAt {
+            stop(at: now)
+            return
+        }
+        let due: Int
+        if configuration.rate > 0 {
+            due = Int(Double(now - result.startedAt) * configuration.rate / 1e9) + 1
+        } else {
+            due = Int.max
+        }
+        while result.sent < due, let connection = freeConnection() {
+            send(on: connection)
+        }
+        if configuration.rate > 0 { result.maxBacklog = max(result.maxBacklog, due - result.sent) }
+    }
+
+    private func freeConnection() -> PublisherConnectionHandler? {
+        let count = connections.count
+        for offset in 0..<count {
+            let index = (roundRobin + offset) % count
+            if let connection = connections[index], connection.isOpen, connection.inFlight < configuration.pipeline {
+                roundRobin = (index + 1) % count
+                return connection
+            }
+        }
+        return nil
+    }
+
+    private func send(on connection: PublisherConnectionHandler) {
+        let id = result.sent
+        let sequence = connection.nextSequence
+        let sentAt = MonotonicClock.nanoseconds()
+        let fields = "{\"seq\":\(id),\"c\":\(connection.index),\"cs\":\(sequence),\"t\":\(sentAt),\"pad\":\""
+        let fieldsLength = fields.utf8.count
+        let padding = max(0, configuration.payloadSize - fieldsLength - 2)
+        let parts = configuration.bodyParts
+        let payloadLength = fieldsLength + padding + 2
+        let bodyLength = parts.reduce(0) { $0 + $1.count } + (parts.count - 1) * payloadLength
+        var request = connection.allocator.buffer(capacity: configuration.requestHead.count + 24 + bodyLength)
+        request.writeBytes(configuration.requestHead)
+        request.writeString("\(bodyLength)\r\n\r\n")
+        request.writeBytes(parts[0])
+        for part in parts.dropFirst() {
+            request.writeString(fields)
+            request.writeRepeatingByte(UInt8(ascii: "x"), count: padding)
+            request.writeStaticString("\"}")
+            request.writeBytes(part)
+        }
+        connection.send(request, sentAt: sentAt)
+        result.sent += 1
+        result.lastSentAt = sentAt
+        inFlight += 1
+        counters.published.add(1, ordering: .relaxed)
+    }
+
+    private func stop(at now: UInt64) {
+        guard !stopped else { return }
+        stopped = true
+        result.stoppedAt = now
+        tick?.cancel()
+        counters.publishFinished.store(true, ordering: .relaxed)
+        if inFlight == 0 {
+            finish()
+        } else {
+            responseDeadline = loop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(configuration.responseTimeout * 1e9))) {
+                self.result.errors += self.inFlight
+                self.result.errorKinds["no answer within \(self.configuration.responseTimeout) s", default: 0] += self.inFlight
+                self.inFlight = 0
+                self.finish()
+            }
+        }
+    }
+
+    private func finish() {
+        responseDeadline?.cancel()
+        responseDeadline = nil
+        running = false
+        done?.succeed(result)
+        done = nil
+    }
+
+    // MARK: - Answers (called by the connections)
+
+    func answered(status: Int, sentAt: UInt64) {
+        guard inFlight > 0 else { return }
+        inFlight -= 1
+        let now = MonotonicClock.nanoseconds()
+        result.answerLatency.record(min((now > sentAt ? now - sentAt : 0) / 1000, result.answerLatency.highestTrackableValue))
+        counters.publishAnswered.add(1, ordering: .relaxed)
+        if (200..<300).contains(status) {
+            result.accepted += 1
+        } else {
+            result.errors += 1
+            result.errorKinds["HTTP \(status)", default: 0] += 1
+        }
+        if stopped {
+            if inFlight == 0, done != nil { finish() }
+        } else {
+            pump()
+        }
+    }
+
+    func connectionClosed(index: Int, unanswered: Int, reason: String) {
+        if unanswered > 0, inFlight > 0 {
+            let lost = min(unanswered, inFlight)
+            inFlight -= lost
+            result.errors += lost
+            result.errorKinds["connection closed with requests in flight (\(reason))", default: 0] += lost
+        }
+        if running, !stopped, !connections.contains(where: { $0?.isOpen == true }) {
+            result.errorKinds["every publisher connection closed before the end", default: 0] += 1
+            stop(at: MonotonicClock.nanoseconds())
+        } else if stopped, inFlight == 0, done != nil {
+            finish()
+        }
+    }
+}
+
+/// One HTTP/1.1 keep-alive connection of the publisher.
+final class PublisherConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let index: Int
+    private let publisher: Publisher
+    private var context: ChannelHandlerContext?
+    private var parser = HTTPResponseParser()
+    private var inbound: ByteBuffer?
+    /// Send times of the requests in flight, oldest first (answers come in request order).
+    private var sendTimes: [UInt64] = []
+    private var firstSendTime = 0
+    var inFlight: Int { sendTimes.count - firstSendTime }
+    private(set) var isOpen = false
+    private var sequence = 0
+    private var closeReason = "closed by the server"
+
+    init(index: Int, publisher: Publisher) {
+        self.index = index
+        self.publisher = publisher
+    }
+
+    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
+
+    /// The sequence number for the next request on this connection.
+    var nextSequence: Int {
+        defer { sequence += 1 }
+        return sequence
+    }
+
+    func send(_ request: ByteBuffer, sentAt: UInt64) {
+        guard let context else { return }
+        sendTimes.append(sentAt)
+        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
+    }
+
+    /// The send time of the oldest request in flight, which the next answer belongs to.
+    private func popSendTime() -> UInt64 {
+        let sentAt = sendTimes[firstSendTime]
+        firstSendTime += 1
+        if firstSendTime == sendTimes.count {
+            sendTimes.removeAll(keepingCapacity: true)
+            firstSendTime = 0
+        }
+        return sentAt
+    }
+
+    func close() {
+        closeReason = "closed by the bench"
+        context?.close(promise: nil)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        isOpen = true
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isOpen = false
+        if let response = parser.connectionClosed(), inFlight > 0 {
+            publisher.answered(status: response.status, sentAt: popSendTime())
+        }
+        let unanswered = inFlight
+        sendTimes.removeAll()
+        firstSendTime = 0
+        publisher.connectionClosed(index: index, unanswered: unanswered, reason: closeReason)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        closeReason = "\(error)"
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var data = unwrapInboundIn(data)
+        var buffer: ByteBuffer
+        if var pending = inbound {
+            inbound = nil
+            pending.writeBuffer(&data)
+            buffer = pending
+        } else {
+            buffer = data
+        }
+        do {
+            while let response = try parser.next(from: &buffer) {
+                if inFlight > 0 {
+                    publisher.answered(status: response.status, sentAt: popSendTime())
+                }
+                if response.closes {
+                    closeReason = "the server closed the connection (Connection: close)"
+                    isOpen = false
+                    context.close(promise: nil)
+                    return
+                }
+            }
+        } catch {
+            closeReason = "bad response: \(error)"
+            context.close(promise: nil)
+            return
+        }
+        if buffer.readableBytes > 0 {
+            buffer.discardReadBytes()
+            inbound = buffer
+        }
+    }
+}

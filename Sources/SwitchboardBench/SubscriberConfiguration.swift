@@ -1,0 +1,86 @@
+import NIOCore
+
+/// What every subscriber connection does: the upgrade request it sends, and for Phoenix the join
+/// and heartbeat frames. Built once and shared (the buffers are reference counted, not copied).
+struct SubscriberConfiguration: Sendable {
+    enum WireProtocol: String, Sendable, CaseIterable {
+        case v2
+        case v1
+        case raw
+    }
+
+    var wireProtocol: WireProtocol
+    var url: BenchURL
+    var topic: String
+    /// The complete `GET … Upgrade: websocket` request.
+    var upgradeRequest: ByteBuffer
+    /// The unmasked join frame payload (Phoenix only).
+    var joinMessage: [UInt8]
+    /// Seconds between heartbeats (Phoenix only); 0 = none.
+    var heartbeatInterval: Double
+    /// Seconds from TCP connect to a joined channel (raw: to the 101 answer).
+    var handshakeTimeout: Double
+    /// Publisher connections, so deliveries can be checked per connection.
+    var publisherConnections: Int
+    var maxFrameSize = 16 << 20
+
+    init(wireProtocol: WireProtocol, url: BenchURL, topic: String, joinPayload: String, heartbeatInterval: Double, handshakeTimeout: Double, publisherConnections: Int) {
+        self.wireProtocol = wireProtocol
+        self.url = url
+        self.topic = topic
+        self.heartbeatInterval = heartbeatInterval
+        self.handshakeTimeout = handshakeTimeout
+        self.publisherConnections = publisherConnections
+        // A fixed key is fine: the bench does not verify Sec-WebSocket-Accept, and the server
+        // only has to echo a hash of it.
+        var request = ByteBuffer()
+        request.writeString(
+            "GET \(url.target) HTTP/1.1\r\nHost: \(url.hostHeader)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: c3dpdGNoYm9hcmQtYmVuY2g=\r\nSec-WebSocket-Version: 13\r\nUser-Agent: switchboard-bench\r\n\r\n"
+        )
+        upgradeRequest = request
+        let topicJSON = JSONText.string(topic)
+        switch wireProtocol {
+        case .v2:
+            joinMessage = Array("[\"1\",\"1\",\(topicJSON),\"phx_join\",\(joinPayload)]".utf8)
+        case .v1:
+            joinMessage = Array("{\"topic\":\(topicJSON),\"event\":\"phx_join\",\"payload\":\(joinPayload),\"ref\":\"1\",\"join_ref\":\"1\"}".utf8)
+        case .raw:
+            joinMessage = []
+        }
+    }
+
+    /// A Phoenix heartbeat with `ref`.
+    func heartbeatMessage(ref: Int) -> [UInt8] {
+        switch wireProtocol {
+        case .v2: return Array("[null,\"\(ref)\",\"phoenix\",\"heartbeat\",{}]".utf8)
+        case .v1: return Array("{\"topic\":\"phoenix\",\"event\":\"heartbeat\",\"payload\":{},\"ref\":\"\(ref)\"}".utf8)
+        case .raw: return []
+        }
+    }
+}
+
+/// Tiny JSON text helpers (the bench writes a handful of fixed shapes).
+enum JSONText {
+    /// `value` as a JSON string literal.
+    static func string(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,304 @@
+import NIOCore
+
+/// One subscriber: a raw TCP connection that does the HTTP upgrade by hand, reads WebSocket
+/// frames, joins the topic (Phoenix) and sends heartbeats, and checks every delivery. No task,
+/// no async channel: it is a plain handler on its event loop, so a connection costs a few
+/// hundred bytes of bench state and no context switches.
+final class SubscriberHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case connecting
+        case upgrading
+        case joining
+        case joined
+        case closed
+    }
+
+    private let configuration: SubscriberConfiguration
+    private let stats: LoopStats
+    private let counters: BenchCounters
+    private var state = State.connecting
+    private var context: ChannelHandlerContext?
+    /// Bytes read but not yet parsed (a partial frame or HTTP head); nil when none.
+    private var inbound: ByteBuffer?
+    private var fragment: ByteBuffer?
+    private var fragmentOpcode: UInt8 = 0
+    private var handshakeTimeout: Scheduled<Void>?
+    private var heartbeat: Scheduled<Void>?
+    private var nextRef = 2
+    /// Set once the connection has been counted as joined or as failed.
+    private var accounted = false
+    private var closingByBench = false
+    private var serverCloseReason: String?
+    private var windows: [SequenceWindow]
+
+    private(set) var wasJoined = false
+    private(set) var received = 0
+    private(set) var duplicates = 0
+    private(set) var outOfOrder = 0
+    private(set) var heartbeatsSent = 0
+    private(set) var heartbeatReplies = 0
+    var isOpen: Bool { state == .joined }
+
+    init(configuration: SubscriberConfiguration, stats: LoopStats, counters: BenchCounters) {
+        self.configuration = configuration
+        self.stats = stats
+        self.counters = counters
+        self.windows = Array(repeating: SequenceWindow(), count: max(1, configuration.publisherConnections))
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        stats.subscribers.append(self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        counters.tcpConnected.add(1, ordering: .relaxed)
+        counters.openSockets.add(1, ordering: .relaxed)
+        state = .upgrading
+        context.writeAndFlush(wrapOutboundOut(configuration.upgradeRequest), promise: nil)
+        handshakeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(configuration.handshakeTimeout * 1e9))) {
+            self.fail(self.state == .upgrading ? "no 101 answer to the upgrade in time" : "no join reply in time")
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let previous = state
+        state = .closed
+        counters.openSockets.subtract(1, ordering: .relaxed)
+        handshakeTimeout?.cancel()
+        heartbeat?.cancel()
+        if !accounted {
+            accounted = true
+            counters.connectionFailed(previous == .upgrading ? "closed during the upgrade" : "closed before the join reply")
+        } else if previous == .joined, !closingByBench {
+            counters.connectionLost(serverCloseReason.map { "closed by the server: \($0)" } ?? "connection closed by the server")
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !closingByBench, state != .closed {
+            counters.note("socket error: \(error)")
+        }
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var data = unwrapInboundIn(data)
+        let now = MonotonicClock.nanoseconds()
+        if var pending = inbound {
+            inbound = nil
+            pending.writeBuffer(&data)
+            process(&pending, now: now)
+            if pending.readableBytes > 0, state != .closed {
+                pending.discardReadBytes()
+                inbound = pending
+            }
+        } else {
+            process(&data, now: now)
+            if data.readableBytes > 0, state != .closed { inbound = data }
+        }
+    }
+
+    /// Closes the connection at the end of the run (a close frame, then the socket).
+    func closeForShutdown() {
+        guard let context, state != .closed else { return }
+        closingByBench = true
+        if state == .joining || state == .joined {
+            var frame = context.channel.allocator.buffer(capacity: 8)
+            WebSocketFrame.writeMasked(opcode: WebSocketFrame.close, payload: [0x03, 0xE8], into: &frame)
+            context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: - Reading
+
+    private func process(_ buffer: inout ByteBuffer, now: UInt64) {
+        if state == .upgrading {
+            guard readUpgradeAnswer(&buffer) else { return }
+        }
+        while state == .joining || state == .joined {
+            switch WebSocketFrame.read(from: &buffer, maxPayload: configuration.maxFrameSize) {
+            case .incomplete:
+                return
+            case .invalid(let reason):
+                fail(reason)
+                return
+            case .frame(let frame):
+                handle(frame, now: now)
+            }
+        }
+    }
+
+    /// Reads the HTTP answer to the upgrade; true once it was a 101 and the socket speaks WebSocket.
+    private func readUpgradeAnswer(_ buffer: inout ByteBuffer) -> Bool {
+        let end: Int? = buffer.withUnsafeReadableBytes { bytes in
+            guard bytes.count >= 4 else { return nil }
+            for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
+                return i + 4
+            }
+            return nil
+        }
+        guard let end else {
+            if buffer.readableBytes > 16384 { fail("upgrade answer head over 16 KiB") }
+            return false
+        }
+        let head = buffer.readString(length: end) ?? ""
+        let statusLine = head.prefix { $0 != "\r" }
+        let parts = statusLine.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1] == "101" else {
+            fail("upgrade refused: \(statusLine)")
+            return false
+        }
+        counters.upgraded.add(1, ordering: .relaxed)
+        guard let context else { return false }
+        if configuration.wireProtocol == .raw {
+            markJoined()
+        } else {
+            state = .joining
+            var frame = context.channel.allocator.buffer(capacity: configuration.joinMessage.count + 14)
+            WebSocketFrame.writeMasked(opcode: WebSocketFrame.text, payload: configuration.joinMessage, into: &frame)
+            context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+            scheduleHeartbeat()
+        }
+        return true
+    }
+
+    private func handle(_ frame: WebSocketFrame.Frame, now: UInt64) {
+        switch frame.opcode {
+        case WebSocketFrame.text, WebSocketFrame.binary:
+            guard fragment == nil else { return fail("new data frame inside a fragmented message") }
+            if frame.fin {
+                message(frame.payload, now: now)
+            } else {
+                fragment = frame.payload
+                fragmentOpcode = frame.opcode
+            }
+        case WebSocketFrame.continuation:
+            guard var partial = fragment else { return fail("continuation frame without a message") }
+            fragment = nil
+            var payload = frame.payload
+            guard partial.readableBytes + payload.readableBytes <= configuration.maxFrameSize else { return fail("message over the size limit") }
+            partial.writeBuffer(&payload)
+            if frame.fin { message(partial, now: now) } else { fragment = partial }
+        case WebSocketFrame.ping:
+            guard let context else { return }
+            var pong = context.channel.allocator.buffer(capacity: frame.payload.readableBytes + 6)
+            WebSocketFrame.writeMasked(opcode: WebSocketFrame.pong, payload: frame.payload, into: &pong)
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+        case WebSocketFrame.pong:
+            break
+        case WebSocketFrame.close:
+            var payload = frame.payload
+            let code = payload.readInteger(as: UInt16.self)
+            let reason = payload.readString(length: payload.readableBytes) ?? ""
+            serverCloseReason = code.map { "\($0)" + (reason.isEmpty ? "" : " \(reason)") } ?? "close frame without a code"
+            if !accounted {
+                fail("closed by the server before joining: \(serverCloseReason!)")
+                return
+            }
+            if let context {
+                var answer = context.channel.allocator.buffer(capacity: 8)
+                WebSocketFrame.writeMasked(opcode: WebSocketFrame.close, payload: code.map { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } ?? [], into: &answer)
+                context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
+                context.close(promise: nil)
+            }
+        default:
+            fail("unknown opcode \(frame.opcode)")
+        }
+    }
+
+    private func message(_ payload: ByteBuffer, now: UInt64) {
+        payload.withUnsafeReadableBytes { bytes in
+            if let delivery = Delivery.parse(bytes) {
+                record(delivery, now: now)
+            } else if Delivery.contains("\"phx_reply\"", in: bytes) {
+                if Delivery.contains("\"phoenix\"", in: bytes) {
+                    heartbeatReplies += 1
+                } else if state == .joining {
+                    if Delivery.contains("\"status\":\"ok\"", in: bytes) {
+                        markJoined()
+                    } else {
+                        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes.prefix(200)), as: UTF8.self)
+                        fail("join refused: \(text)")
+                    }
+                } else {
+                    stats.otherFrames += 1
+                }
+            } else {
+                stats.otherFrames += 1
+            }
+        }
+    }
+
+    @inline(__always)
+    private func record(_ delivery: Delivery, now: UInt64) {
+        received += 1
+        guard delivery.connection >= 0, delivery.connection < windows.count else {
+            stats.malformed += 1
+            return
+        }
+        switch windows[delivery.connection].record(delivery.connectionSequence) {
+        case .inOrder:
+            stats.record(id: delivery.id, sentAt: delivery.sentAt, now: now)
+        case .outOfOrder:
+            outOfOrder += 1
+            stats.record(id: delivery.id, sentAt: delivery.sentAt, now: now)
+        case .duplicate:
+            duplicates += 1
+        }
+    }
+
+    // MARK: - Lifecycle
+
+    private func markJoined() {
+        state = .joined
+        wasJoined = true
+        handshakeTimeout?.cancel()
+        handshakeTimeout = nil
+        if !accounted {
+            accounted = true
+            counters.joined.add(1, ordering: .relaxed)
+        }
+    }
+
+    private func fail(_ reason: String) {
+        guard state != .closed else { return }
+        if !accounted {
+            accounted = true
+            counters.connectionFailed(reason)
+        } else if state == .joined, !closingByBench {
+            counters.connectionLost(reason)  // state becomes .closed: channelInactive will not count it again
+        }
+        state = .closed
+        handshakeTimeout?.cancel()
+        heartbeat?.cancel()
+        context?.close(promise: nil)
+    }
+
+    private func scheduleHeartbeat() {
+        guard configuration.heartbeatInterval > 0, let context else { return }
+        heartbeat = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(configuration.heartbeatInterval * 1e9))) {
+            self.sendHeartbeat()
+        }
+    }
+
+    private func sendHeartbeat() {
+        guard let context, state == .joining || state == .joined else { return }
+        var frame = context.channel.allocator.buffer(capacity: 64)
+        WebSocketFrame.writeMasked(opcode: WebSocketFrame.text, payload: configuration.heartbeatMessage(ref: nextRef), into: &frame)
+        nextRef += 1
+        heartbeatsSent += 1
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        scheduleHeartbeat()
+    }
+}

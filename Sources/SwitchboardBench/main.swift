@@ -1,0 +1,2 @@
+// Entry point of `switchboard-bench`; everything else lives in `BenchCommand`.
+BenchCommand.main()

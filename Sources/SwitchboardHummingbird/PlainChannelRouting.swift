@@ -1,0 +1,121 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Switchboard
+import Synchronization
+
+/// Limits for the connections of a plain channel route.
+public struct PlainChannelConfiguration: Sendable {
+    /// The form in which broadcasts reach these clients: the bare payload (default), an
+    /// `{"event","payload"}` envelope, or your own (`FrameFormat.plainJSON`).
+    public var format: FrameFormat = .plainPayload
+    /// Picks the format per client from its request instead (e.g. a `?format=` query option).
+    public var chooseFormat: (@Sendable (PlainConnectRequest) -> FrameFormat)?
+    /// Close a connection that sent nothing, not even a ping, for this long.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// Largest inbound message in bytes.
+    public var maxMessageSize: Int = 1 << 20
+    /// Most bytes queued for a client that does not read; past it the client is disconnected.
+    public var maxQueuedBytes: Int = 1 << 20
+
+    public init() {}
+}
+
+/// The request context of the router that decides plain WebSocket upgrades. Routes are ordinary
+/// Hummingbird routes (groups, URL variables, middleware); `plainChannel` routes record their
+/// decision here instead of answering.
+public struct PlainUpgradeContext: RequestContext {
+    public struct Source: RequestContextSource {
+        public let logger: Logger
+        let decision: PlainUpgradeDecisionBox
+        let peerAddress: String?
+    }
+
+    public var coreContext: CoreRequestContextStorage
+    let decision: PlainUpgradeDecisionBox
+    let peerAddress: String?
+
+    public init(source: Source) {
+        self.coreContext = .init(source: source)
+        self.decision = source.decision
+        self.peerAddress = source.peerAddress
+    }
+}
+
+/// What a plain-channel route decided for one upgrade request.
+enum PlainUpgradeDecision: Sendable {
+    case accept(PlainChannelConfiguration, makeSession: @Sendable (WebSocketConnectionHandler, Connection) -> any WebSocketSessionDelegate)
+    case refuse(status: Int, reason: String)
+}
+
+final class PlainUpgradeDecisionBox: Sendable {
+    let value = Mutex<PlainUpgradeDecision?>(nil)
+}
+
+extension RouterMethods where Context == PlainUpgradeContext {
+    /// Serves a plain WebSocket channel at `path` (which may hold variables, e.g. `/ws/{token}`).
+    @discardableResult
+    public func plainChannel<Handler: PlainChannelHandler>(
+        _ path: RouterPath,
+        channel: PlainChannel,
+        configuration: PlainChannelConfiguration = .init(),
+        handler: Handler
+    ) -> Self {
+        get(path) { request, context -> Response in
+            var parameters: [String: String] = [:]
+            for (key, value) in context.parameters { parameters[String(key)] = String(value) }
+            var query: [String: String] = [:]
+            for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
+            let connectRequest = PlainConnectRequest(
+                path: request.uri.path,
+                parameters: parameters,
+                query: query,
+                headers: request.headers.map { (name: $0.name.canonicalName.lowercased(), value: $0.value) },
+                peerAddress: context.peerAddress
+            )
+            let result: PlainConnectResult<Handler.ClientContext>
+            do {
+                result = try await handler.connect(connectRequest, channel: channel)
+            } catch {
+                result = .refuse(status: 403, reason: "connection refused")
+            }
+            switch result {
+            case .refuse(let status, let reason):
+                context.decision.value.withLock { $0 = .refuse(status: status, reason: reason) }
+            case .accept(let clientContext):
+                let logger = context.logger
+                context.decision.value.withLock {
+                    $0 = .accept(configuration) { transport, connection in
+                        let format = configuration.chooseFormat?(connectRequest) ?? configuration.format
+                        let core = PlainClientCore(hub: channel.hub, transport: transport, connection: connection, format: format, logger: logger)
+                        let client = PlainClient(context: clientContext, request: connectRequest, channel: channel, core: core)
+                        core.onStart = {
+                            do {
+                                try await handler.connected(client)
+                            } catch {
+                                logger.debug("plain channel connected handler failed", metadata: ["error": "\(error)"])
+                                client.close(code: 1011, reason: "connect handler failed")
+                            }
+                        }
+                        core.onMessage = { message in
+                            do {
+                                try await handler.message(message, from: client)
+                            } catch let error as PlainMessageError {
+                                client.send(json: ["error": ["code": .string(error.code), "message": .string(error.message)]])
+                            } catch {
+                                client.send(json: ["error": ["code": "handler_error", "message": .string("\(error)")]])
+                            }
+                        }
+                        core.onClose = { await handler.disconnected(client) }
+                        // Every client listens to the channel-wide topic.
+                        core.subscribe(to: channel.topic)
+                        return core
+                    }
+                }
+            }
+            return Response(status: .ok)
+        }
+        return self
+    }
+}
