@@ -14,9 +14,8 @@ extension BenchCommand {
         let connect = run.connectSubscribers()
         let joined = run.counters.joined.load(ordering: .relaxed)
         guard joined > 0 else {
-            Output.line("no subscriber joined; nothing to measure")
             run.shutdown()
-            return false
+            throw BenchError("no subscriber joined; nothing to measure")
         }
 
         // The publisher and its connections have a thread of their own, so a burst of deliveries
@@ -30,9 +29,8 @@ extension BenchCommand {
         do {
             try publisherLoop.flatSubmit { publisher.value.connect() }.wait()
         } catch {
-            Output.line("publisher: cannot connect to \(publisherConfiguration.url): \(error)")
             run.shutdown(publisher: publisher, publisherLoop: publisherLoop)
-            return false
+            throw BenchError("publisher: cannot connect to \(publisherConfiguration.url): \(error)")
         }
 
         let serverBefore = run.serverSample()
@@ -123,7 +121,7 @@ extension BenchCommand {
         // Human report.
         let rateText = rate > 0 ? "\(Output.fixed(rate, 0)) msgs/s" : "max rate (\(publishConnections)×\(pipeline) in flight)"
         Output.line(
-            "publish: \(rateText) for \(Output.fixed(duration, 1)) s to \(publisherConfiguration.url): \(Output.grouped(published.sent)) sent, \(Output.grouped(published.accepted)) accepted,"
+            "publish: \(rateText)\(messages.map { ", at most \($0) messages" } ?? ""), \(Output.fixed(publishSeconds, 2)) s to \(publisherConfiguration.url): \(Output.grouped(published.sent)) sent, \(Output.grouped(published.accepted)) accepted,"
                 + " \(published.errors) errors; \(Output.fixed(Double(published.accepted) / max(publishSeconds, 0.001), 1)) msgs/s achieved"
                 + (rate > 0 ? ", max backlog \(published.maxBacklog)" : "")
         )
@@ -192,6 +190,8 @@ extension BenchCommand {
         summary.add("closed_during_run", closedDuringRun)
         summary.add("rate_target", rate, digits: 1)
         summary.add("duration_s", duration, digits: 1)
+        summary.add("message_limit", messages)
+        summary.add("publish_s", publishSeconds)
         summary.add("payload_size", payloadSize)
         summary.add("published", published.sent)
         summary.add("accepted", published.accepted)

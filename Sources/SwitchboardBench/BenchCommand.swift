@@ -83,6 +83,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Seconds of publishing (idle mode: seconds to hold the connections).")
     var duration = 10.0
 
+    @Option(help: "Stop publishing after this many messages (the phase still ends after --duration at the latest).")
+    var messages: Int?
+
     @Option(help: "Payload size in bytes: the JSON object {\"seq\",\"c\",\"cs\",\"t\",\"pad\"} padded to this size.")
     var payloadSize = 100
 
@@ -98,7 +101,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Seconds to wait for outstanding deliveries after the publish phase.")
     var drainTimeout = 10.0
 
-    @Option(help: "The server's process id: report its CPU seconds and RSS from /proc.")
+    @Option(help: "The server's process id: report its CPU seconds and RSS from /proc (its child processes included, e.g. nginx workers).")
     var serverPid: Int32?
 
     @Option(help: "Event loop threads for the subscribers (default: half the cores, at least 1: the server shares the machine). The publisher has one more thread of its own.")
@@ -122,6 +125,7 @@ struct BenchCommand: ParsableCommand {
         guard connectTimeout > 0, connectTimeout <= 600 else { throw ValidationError("--connect-timeout must be in (0, 600]") }
         guard rate >= 0 else { throw ValidationError("--rate must be 0 (max) or positive") }
         guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be in (0, 86400]") }
+        if let messages { guard messages >= 1 else { throw ValidationError("--messages must be at least 1") } }
         guard (0...(1 << 20)).contains(payloadSize) else { throw ValidationError("--payload-size must be 0…1 MiB") }
         guard (1...256).contains(publishConnections) else { throw ValidationError("--publish-connections must be 1…256") }
         guard (1...1024).contains(pipeline) else { throw ValidationError("--pipeline must be 1…1024") }
@@ -152,6 +156,11 @@ struct BenchCommand: ParsableCommand {
             Output.warn("warning: without heartbeats under 60 s a Phoenix server closes idle connections after 60 s")
         }
 
+        let filesNeeded = subscribers + publishConnections + 64
+        let filesAllowed = ProcessStats.raiseOpenFileLimit(to: filesNeeded)
+        if filesAllowed < filesNeeded {
+            Output.warn("warning: the open-file limit is \(filesAllowed) but \(subscribers) subscribers need about \(filesNeeded); raise ulimit -n")
+        }
         startWatchdog()
         let counters = BenchCounters(loops: threadCount)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threadCount)
@@ -186,7 +195,7 @@ struct BenchCommand: ParsableCommand {
         let key = apiKey ?? getenv("SWITCHBOARD_API_KEY").map { String(cString: $0) }
         return try PublisherConfiguration(
             url: publishTarget, bodyTemplate: body, topic: topic, apiKey: key, contentType: contentType, rate: rate,
-            duration: duration, connections: publishConnections, pipeline: pipeline, payloadSize: payloadSize,
+            duration: duration, messageLimit: messages, connections: publishConnections, pipeline: pipeline, payloadSize: payloadSize,
             responseTimeout: responseTimeout, connectTimeout: connectTimeout
         )
     }
@@ -202,62 +211,5 @@ struct BenchCommand: ParsableCommand {
             Output.flush()
             terminateProcess(3)
         }
-    }
-}
-
-/// What the run phases share.
-struct RunContext {
-    let command: BenchCommand
-    let subscriberURL: BenchURL
-    let threads: Int
-    let counters: BenchCounters
-    let group: MultiThreadedEventLoopGroup
-    let publisherGroup: MultiThreadedEventLoopGroup
-    let pool: SubscriberPool
-    let publisherConfiguration: PublisherConfiguration
-
-    var progress: Bool { !command.quiet }
-
-    func serverSample() -> ProcessSample? {
-        command.serverPid.flatMap { ProcessStats.sample(pid: $0) }
-    }
-
-    /// Opens and joins the subscribers; prints the connect line.
-    func connectSubscribers() -> SubscriberPool.RampResult {
-        let ramp = pool.rampUp(
-            count: command.subscribers, rate: command.ramp, maxPending: command.maxPending,
-            handshakeTimeout: command.connectTimeout, progress: progress
-        )
-        let joined = counters.joined.load(ordering: .relaxed)
-        let failed = counters.failed.load(ordering: .relaxed)
-        Output.line(
-            "connect: \(Output.grouped(joined)) of \(Output.grouped(command.subscribers)) joined, \(failed) failed, in \(Output.fixed(ramp.seconds, 1)) s"
-                + " (\(Output.grouped(Int(Double(joined) / max(ramp.seconds, 0.001))))/s)\(ramp.timedOut ? ", connect phase timed out" : "")"
-        )
-        printReasons()
-        return ramp
-    }
-
-    func printReasons() {
-        let reasons = counters.failureReasons
-        guard !reasons.isEmpty else { return }
-        for (reason, count) in reasons.sorted(by: { $0.value > $1.value }).prefix(10) {
-            Output.line("  \(Output.grouped(count)) × \(reason)")
-        }
-    }
-
-    /// Closes everything the run opened.
-    func shutdown(publisher: NIOLoopBound<Publisher>? = nil, publisherLoop: (any EventLoop)? = nil) {
-        if let publisher, let publisherLoop {
-            _ = try? publisherLoop.submit { publisher.value.close() }.wait()
-        }
-        pool.closeAll()
-    }
-
-    func header(mode: String) {
-        Output.line(
-            "switchboard-bench \(mode): \(Output.grouped(command.subscribers)) subscribers (\(command.wireProtocol.rawValue)) on \(command.topic) at \(subscriberURL),"
-                + " \(threads) event loop\(threads == 1 ? "" : "s"), \(pool.sources.count) source address\(pool.sources.count == 1 ? "" : "es")"
-        )
     }
 }

@@ -44,8 +44,3 @@ final class BenchCounters: Sendable {
     var deliveries: Int { loops.reduce(0) { $0 + $1.deliveries.load(ordering: .relaxed) } }
     var openSubscribers: Int { joined.load(ordering: .relaxed) - closedAfterJoin.load(ordering: .relaxed) }
 }
-
-/// The counters of one event loop.
-final class LoopCounters: Sendable {
-    let deliveries = Atomic<Int>(0)
-}

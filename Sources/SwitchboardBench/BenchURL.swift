@@ -77,9 +77,3 @@ struct BenchURL: Sendable, CustomStringConvertible {
         self.target = target
     }
 }
-
-/// A failure with a message for the user.
-struct BenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}

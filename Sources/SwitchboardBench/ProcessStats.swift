@@ -13,7 +13,19 @@ struct ProcessSample: Sendable {
 }
 
 enum ProcessStats {
-    /// The server's sample, from /proc/<pid>/stat (utime, stime) and /proc/<pid>/status (VmRSS).
+    /// The server's sample: the process and its child processes (nginx's workers, say) summed.
+    static func sampleWithChildren(pid: Int32) -> ProcessSample? {
+        guard var total = sample(pid: pid) else { return nil }
+        let children = readFile("/proc/\(pid)/task/\(pid)/children") ?? ""
+        for child in children.split(separator: " ").compactMap({ Int32($0.trimmingSpaces) }) {
+            guard let sample = sample(pid: child) else { continue }
+            total.cpuSeconds += sample.cpuSeconds
+            total.rssKiB += sample.rssKiB
+        }
+        return total
+    }
+
+    /// One process's sample, from /proc/<pid>/stat (utime, stime) and /proc/<pid>/status (VmRSS).
     static func sample(pid: Int32) -> ProcessSample? {
         guard let stat = readFile("/proc/\(pid)/stat"), let status = readFile("/proc/\(pid)/status") else { return nil }
         // The command name may contain spaces and parentheses: the fields start after the last ')'.
@@ -58,5 +70,25 @@ enum ProcessStats {
             bytes.append(contentsOf: chunk[0..<n])
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension ProcessStats {
+    /// Raises this process's soft limit on open files towards `needed` (up to the hard limit);
+    /// returns the soft limit in force afterwards.
+    static func raiseOpenFileLimit(to needed: Int) -> Int {
+        var limit = rlimit()
+        #if os(Linux)
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        #else
+        let resource = RLIMIT_NOFILE
+        #endif
+        guard getrlimit(resource, &limit) == 0 else { return needed }
+        if limit.rlim_cur < rlim_t(needed) {
+            var raised = limit
+            raised.rlim_cur = min(rlim_t(needed), limit.rlim_max)
+            if setrlimit(resource, &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
     }
 }

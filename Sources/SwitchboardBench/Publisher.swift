@@ -2,74 +2,6 @@ import Histogram
 import NIOCore
 import NIOPosix
 
-/// How messages are published: over HTTP/1.1 keep-alive connections, at a fixed rate or as
-/// fast as the bounded number of in-flight requests allows.
-struct PublisherConfiguration: Sendable {
-    var url: BenchURL
-    /// The body template split at each `{{payload}}` (n placeholders give n + 1 parts).
-    var bodyParts: [[UInt8]]
-    /// `POST <target> HTTP/1.1` and the fixed headers, up to and including `Content-Length: `.
-    var requestHead: [UInt8]
-    /// Messages per second; 0 = as fast as possible.
-    var rate: Double
-    var duration: Double
-    var connections: Int
-    /// Requests in flight per connection (1 = no pipelining).
-    var pipeline: Int
-    var payloadSize: Int
-    /// Seconds to wait for the answers still outstanding when the publish phase ends.
-    var responseTimeout: Double
-    var connectTimeout: Double
-
-    init(url: BenchURL, bodyTemplate: String, topic: String, apiKey: String?, contentType: String, rate: Double, duration: Double, connections: Int, pipeline: Int, payloadSize: Int, responseTimeout: Double, connectTimeout: Double) throws {
-        let topicText = String(JSONText.string(topic).dropFirst().dropLast())
-        bodyParts = bodyTemplate.replacingTopic(topicText).split(separator: "{{payload}}", omittingEmptySubsequences: false).map { Array($0.utf8) }
-        guard bodyParts.count >= 2 else {
-            throw BenchError("--publish-body must contain {{payload}}")
-        }
-        var head = "POST \(url.target) HTTP/1.1\r\nHost: \(url.hostHeader)\r\nContent-Type: \(contentType)\r\nUser-Agent: switchboard-bench\r\n"
-        if let apiKey, !apiKey.isEmpty { head += "Authorization: Bearer \(apiKey)\r\n" }
-        head += "Content-Length: "
-        requestHead = Array(head.utf8)
-        self.url = url
-        self.rate = rate
-        self.duration = duration
-        self.connections = connections
-        self.pipeline = pipeline
-        self.payloadSize = payloadSize
-        self.responseTimeout = responseTimeout
-        self.connectTimeout = connectTimeout
-    }
-}
-
-extension StringProtocol {
-    fileprivate func replacingTopic(_ topic: String) -> String {
-        var out = ""
-        var rest = Substring(self)
-        while let range = rest.firstRange(of: "{{topic}}") {
-            out += rest[..<range.lowerBound]
-            out += topic
-            rest = rest[range.upperBound...]
-        }
-        return out + rest
-    }
-}
-
-/// The outcome of the publish phase.
-struct PublishResult: Sendable {
-    var sent = 0
-    var accepted = 0
-    var errors = 0
-    var errorKinds: [String: Int] = [:]
-    var startedAt: UInt64 = 0
-    var stoppedAt: UInt64 = 0
-    var lastSentAt: UInt64 = 0
-    /// Largest number of messages that were due but not yet sent (fixed rate only).
-    var maxBacklog = 0
-    /// Time from writing a request to reading its answer, in microseconds.
-    var answerLatency = LoopStats.makeHistogram()
-}
-
 /// Sends the messages. Lives on one event loop together with its connections, so it needs no
 /// locks; the main thread drives it with `submit`.
 final class Publisher {
@@ -151,12 +83,17 @@ final class Publisher {
             stop(at: now)
             return
         }
-        let due: Int
+        if let limit = configuration.messageLimit, result.sent >= limit {
+            stop(at: now)
+            return
+        }
+        var due: Int
         if configuration.rate > 0 {
             due = Int(Double(now - result.startedAt) * configuration.rate / 1e9) + 1
         } else {
             due = Int.max
         }
+        if let limit = configuration.messageLimit { due = min(due, limit) }
         while result.sent < due, let connection = freeConnection() {
             send(on: connection)
         }
@@ -261,123 +198,6 @@ final class Publisher {
             stop(at: MonotonicClock.nanoseconds())
         } else if stopped, inFlight == 0, done != nil {
             finish()
-        }
-    }
-}
-
-/// One HTTP/1.1 keep-alive connection of the publisher.
-final class PublisherConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    let index: Int
-    private let publisher: Publisher
-    private var context: ChannelHandlerContext?
-    private var parser = HTTPResponseParser()
-    private var inbound: ByteBuffer?
-    /// Send times of the requests in flight, oldest first (answers come in request order).
-    private var sendTimes: [UInt64] = []
-    private var firstSendTime = 0
-    var inFlight: Int { sendTimes.count - firstSendTime }
-    private(set) var isOpen = false
-    private var sequence = 0
-    private var closeReason = "closed by the server"
-
-    init(index: Int, publisher: Publisher) {
-        self.index = index
-        self.publisher = publisher
-    }
-
-    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
-
-    /// The sequence number for the next request on this connection.
-    var nextSequence: Int {
-        defer { sequence += 1 }
-        return sequence
-    }
-
-    func send(_ request: ByteBuffer, sentAt: UInt64) {
-        guard let context else { return }
-        sendTimes.append(sentAt)
-        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
-    }
-
-    /// The send time of the oldest request in flight, which the next answer belongs to.
-    private func popSendTime() -> UInt64 {
-        let sentAt = sendTimes[firstSendTime]
-        firstSendTime += 1
-        if firstSendTime == sendTimes.count {
-            sendTimes.removeAll(keepingCapacity: true)
-            firstSendTime = 0
-        }
-        return sentAt
-    }
-
-    func close() {
-        closeReason = "closed by the bench"
-        context?.close(promise: nil)
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        isOpen = true
-        context.fireChannelActive()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        isOpen = false
-        if let response = parser.connectionClosed(), inFlight > 0 {
-            publisher.answered(status: response.status, sentAt: popSendTime())
-        }
-        let unanswered = inFlight
-        sendTimes.removeAll()
-        firstSendTime = 0
-        publisher.connectionClosed(index: index, unanswered: unanswered, reason: closeReason)
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        closeReason = "\(error)"
-        context.close(promise: nil)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var data = unwrapInboundIn(data)
-        var buffer: ByteBuffer
-        if var pending = inbound {
-            inbound = nil
-            pending.writeBuffer(&data)
-            buffer = pending
-        } else {
-            buffer = data
-        }
-        do {
-            while let response = try parser.next(from: &buffer) {
-                if inFlight > 0 {
-                    publisher.answered(status: response.status, sentAt: popSendTime())
-                }
-                if response.closes {
-                    closeReason = "the server closed the connection (Connection: close)"
-                    isOpen = false
-                    context.close(promise: nil)
-                    return
-                }
-            }
-        } catch {
-            closeReason = "bad response: \(error)"
-            context.close(promise: nil)
-            return
-        }
-        if buffer.readableBytes > 0 {
-            buffer.discardReadBytes()
-            inbound = buffer
         }
     }
 }

@@ -230,8 +230,9 @@ public final class PlainClient<ClientContext: Sendable>: Sendable {
 
 /// The non-generic part of a plain client: its transport, subscriptions and mailbox.
 final class PlainClientCore: WebSocketSessionDelegate, @unchecked Sendable {
-    // @unchecked: the callback closures are set once, before the connection starts, and only read
-    // after; subscriptions are behind a lock; the rest is immutable or Sendable.
+    // @unchecked: the callback closures are set once, before the connection starts, read after,
+    // and cleared by the last mailbox item once the connection is closed (no receive can follow);
+    // subscriptions are behind a lock; the rest is immutable or Sendable.
     let id: SubscriberID
     let hub: Hub
     let transport: WebSocketConnectionHandler
@@ -256,7 +257,15 @@ final class PlainClientCore: WebSocketSessionDelegate, @unchecked Sendable {
         self.connection = connection
         self.format = format
         self.logger = logger
+        Self.live.add(1, ordering: .relaxed)
     }
+
+    deinit {
+        Self.live.subtract(1, ordering: .relaxed)
+    }
+
+    /// Plain clients alive in this process (leak checks, metrics).
+    static let live = Atomic<Int>(0)
 
     var eventLoop: any EventLoop { transport.eventLoop }
 
@@ -316,7 +325,14 @@ final class PlainClientCore: WebSocketSessionDelegate, @unchecked Sendable {
             s.byTopic = [:]
             return true
         }
-        if wasOpen, let onClose { mailbox.enqueue(onClose) }
+        guard wasOpen else { return }
+        mailbox.enqueue {
+            await self.onClose?()
+            // The callbacks hold the client, which holds this core: release them to end the cycle.
+            self.onStart = nil
+            self.onMessage = nil
+            self.onClose = nil
+        }
     }
 }
 

@@ -35,7 +35,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     let broadcastFormat: FrameFormat
     private let maxMessageSize: Int
     private let logger: Logger
-    private let makeSession: (WebSocketConnectionHandler) -> any WebSocketSessionDelegate
+    private var makeSession: ((WebSocketConnectionHandler) -> any WebSocketSessionDelegate)?
     private var session: (any WebSocketSessionDelegate)?
     private var context: ChannelHandlerContext?
     private var fragments: ByteBuffer?
@@ -55,6 +55,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        guard let makeSession else { return }
+        self.makeSession = nil  // it captures the channel; not needed after this
         let session = makeSession(self)
         self.session = session
         session.start()
@@ -62,11 +64,14 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
 
     func handlerRemoved(context: ChannelHandlerContext) {
         session?.transportClosed()
+        // The session refers to this handler as its transport; letting go of it here breaks the cycle.
+        session = nil
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         session?.transportClosed()
+        session = nil
         context.fireChannelInactive()
     }
 

@@ -11,6 +11,18 @@ final class CallbackLog: Sendable {
     private let entries = Mutex<[String]>([])
     func append(_ entry: String) { entries.withLock { $0.append(entry) } }
     var all: [String] { entries.withLock { $0 } }
+
+    /// Weak references to connections seen by channels: once clients close, every one of them must
+    /// be freed (a reference cycle anywhere in a session keeps its connection alive).
+    private final class WeakConnection: @unchecked Sendable {
+        // @unchecked: written once at init; `weak` reads are atomic in Swift.
+        weak var connection: Connection?
+        init(_ connection: Connection) { self.connection = connection }
+    }
+    private let tracked = Mutex<[WeakConnection]>([])
+    func track(_ connection: Connection) { tracked.withLock { $0.append(WeakConnection(connection)) } }
+    var trackedCount: Int { tracked.withLock { $0.count } }
+    var aliveTrackedConnections: Int { tracked.withLock { $0.filter { $0.connection != nil }.count } }
 }
 
 /// The channel the transport tests exercise: one event per feature.
@@ -21,6 +33,7 @@ struct TestChannel: TopicChannel {
 
     func join(topic: String, payload: JSONValue, socket: inout ChannelSocket) async throws -> JoinResult {
         log.append("join \(topic)")
+        log.track(socket.connection)
         if payload["crash"] != nil { throw TestFailure("join crash requested") }
         if let reason = payload["refuse"]?.stringValue { return .refuse(reason) }
         if let room = payload["room"]?.stringValue { socket.joinRoom(room) }
@@ -189,6 +202,7 @@ struct TestPlainChannel: PlainChannelHandler {
 
     func connected(_ client: PlainClient<Client>) async throws {
         log.append("plain connected \(client.context.user)")
+        log.track(client.connection)
         client.join(room: client.context.room)
         client.send(json: ["hello": .string(client.context.user), "room": .string(client.context.room)])
     }

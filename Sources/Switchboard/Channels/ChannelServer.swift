@@ -55,7 +55,12 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     /// The previous instance of this topic on the connection, until it has terminated (then
     /// released, so repeated rejoins do not chain instances together).
     private var predecessor: ChannelServer?
+    /// Holds a reference back to this server, so it is released when the channel ends (a
+    /// server that kept it would never be freed).
     private var socket: ChannelSocket!
+
+    /// Channel servers alive in this process (leak checks, metrics).
+    static let live = Atomic<Int>(0)
     private var roomSubscribers: [String: RoomSubscriber] = [:]
 
     var eventLoop: any EventLoop { session.eventLoop }
@@ -73,6 +78,11 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         self.predecessor = predecessor
         self.terminated = session.eventLoop.makePromise()
         self.socket = ChannelSocket(topic: topic, joinRef: joinRef, assigns: session.connection.assigns, connection: session.connection, hub: session.hub, server: self)
+        Self.live.add(1, ordering: .relaxed)
+    }
+
+    deinit {
+        Self.live.subtract(1, ordering: .relaxed)
     }
 
     var isClosed: Bool { state.withLock { $0.phase == .closed } }
@@ -214,6 +224,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     /// Ends a join that never succeeded: nothing to terminate, nothing more to send.
     private func closeWithoutTerminate() {
         state.withLock { $0.phase = .closed }
+        socket = nil
         session.channelEnded(self)
         terminated.succeed()
     }
@@ -232,6 +243,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         if wasJoined {
             await channel.terminate(reason: reason, socket: socket)
         }
+        socket = nil
         if sendClose {
             // phx_close / phx_error carry the join ref in both join_ref and ref.
             let crashed: Bool

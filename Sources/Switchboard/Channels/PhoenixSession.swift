@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 
 /// The transport side of a Phoenix session: a WebSocket, or a long-poll session.
 /// Every method is called on `eventLoop`.
@@ -46,7 +47,15 @@ public final class PhoenixSession: @unchecked Sendable {
         self.serializer = serializer
         self.connection = connection
         self.logger = logger
+        Self.live.add(1, ordering: .relaxed)
     }
+
+    deinit {
+        Self.live.subtract(1, ordering: .relaxed)
+    }
+
+    /// Sessions alive in this process (leak checks, metrics).
+    public static let live = Atomic<Int>(0)
 
     /// Starts listening on the socket id topic (for `disconnect(socketID:)`). Call once, on the event loop.
     public func start() {
