@@ -97,19 +97,19 @@ struct PlainChannelTests {
     @Test("the handler can close a client with a code; ping/pong keeps an idle client alive, silence closes it")
     func closeAndIdle() async throws {
         var configuration = PhoenixSocket.Configuration()
-        configuration.idleTimeout = .milliseconds(300)
+        configuration.idleTimeout = .milliseconds(1500)
         try await TestServer.run(configuration: configuration) { server in
             let bye = try await server.plain(room: "x", user: "bye")
             try await bye.send(#"{"op":"bye"}"#)
             #expect(try await bye.receive() == .close(code: 4000, reason: "bye"))
             let idle = try await server.plain(room: "x", user: "idle")
             let pinging = try await server.plain(room: "x", user: "ping")
-            for i in 0..<5 {
+            for i in 0..<12 {
                 try await pinging.sendFrame(opcode: 0x9, payload: [UInt8(i)])
                 #expect(try await pinging.receive() == .pong([UInt8(i)]))
-                try await Task.sleep(for: .milliseconds(100))
+                try await Task.sleep(for: .milliseconds(250))
             }
-            #expect(try await idle.receive(timeout: .seconds(3)) == .close(code: 1002, reason: "idle timeout"))
+            #expect(try await idle.receive(timeout: .seconds(10)) == .close(code: 1002, reason: "idle timeout"))
             try await pinging.send(#"{"op":"echo","text":"alive"}"#)
             #expect(try await pinging.receiveJSON() == ["echo": "alive"])
             await pinging.close()

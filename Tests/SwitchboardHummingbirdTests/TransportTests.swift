@@ -149,16 +149,16 @@ struct TransportTests {
     @Test("idle timeout closes with 1002; pings alone keep a connection open and are answered with pongs")
     func idleTimeout() async throws {
         var configuration = PhoenixSocket.Configuration()
-        configuration.idleTimeout = .milliseconds(300)
+        configuration.idleTimeout = .milliseconds(1500)
         try await TestServer.run(configuration: configuration) { server in
             let idle = try await server.connect()
             let pinging = try await server.connect()
-            for i in 0..<6 {
+            for i in 0..<12 {
                 try await pinging.sendFrame(opcode: 0x9, payload: [UInt8(i)])
                 #expect(try await pinging.receive() == .pong([UInt8(i)]))
-                try await Task.sleep(for: .milliseconds(100))
+                try await Task.sleep(for: .milliseconds(250))
             }
-            #expect(try await idle.receive(timeout: .seconds(3)) == .close(code: 1002, reason: "idle timeout"))
+            #expect(try await idle.receive(timeout: .seconds(10)) == .close(code: 1002, reason: "idle timeout"))
             try await pinging.send(json: v2(nil, "1", "phoenix", "heartbeat"))
             #expect(try await pinging.receiveJSON() == v2(nil, "1", "phoenix", "phx_reply", okReply()))
             await pinging.close()
