@@ -19,6 +19,7 @@ enum DemoServer {
         socket.channel("ticker", TickerChannel())
         socket.channel("notifications:*", NotificationsChannel())
         socket.channel("realtime:*", RealtimeChannel())
+        socket.channel("public:*", PublicChannel())
 
         // Plain WebSocket channels (no envelope), on the same hub.
         let plainChannels = Router(context: PlainUpgradeContext.self)

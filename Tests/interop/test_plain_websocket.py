@@ -156,3 +156,27 @@ def test_todo_broadcast_from_a_post_route(base_url, http_url):
             assert await recv_json(b, "todo at b") == first
 
     run_bounded(scenario())
+
+
+def test_public_namespace_phoenix_and_plain_subscribers_get_the_same_broadcast(base_url, http_url):
+    topic = f"public:mixed{uuid.uuid4().hex[:6]}"
+
+    async def scenario():
+        async with websockets.connect(f"{base_url}/socket/websocket?vsn=2.0.0") as phx, websockets.connect(f"{base_url}/ws/{topic}") as plain:
+            await phx.send(json.dumps(["1", "1", topic, "phx_join", {}]))
+            assert json.loads(await phx.recv()) == ["1", "1", topic, "phx_reply", {"status": "ok", "response": {}}]
+            # Clients cannot publish into public:*.
+            await phx.send(json.dumps(["1", "2", topic, "anything", {}]))
+            assert json.loads(await phx.recv()) == ["1", "2", topic, "phx_reply", {"status": "error", "response": {"reason": f"read only: only the server publishes to {topic}"}}]
+            for _ in range(100):
+                req = urllib.request.Request(f"{http_url}/api/topics/{topic}", headers={"Authorization": f"Bearer {API_KEY}"})
+                with urllib.request.urlopen(req, timeout=STEP_TIMEOUT_S) as response:
+                    if json.loads(response.read())["subscribers"] == 2:
+                        break
+                await asyncio.sleep(0.02)
+            status = await asyncio.to_thread(post, f"{http_url}/api/broadcast", {"topic": topic, "event": "tick", "payload": {"v": 1}}, API_KEY)
+            assert status == 202
+            assert json.loads(await phx.recv()) == [None, None, topic, "tick", {"v": 1}]
+            assert await recv_json(plain, "plain") == {"v": 1}
+
+    run_bounded(scenario())
