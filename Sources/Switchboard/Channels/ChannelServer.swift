@@ -1,4 +1,3 @@
-import DequeModule
 import NIOCore
 import Synchronization
 
@@ -9,8 +8,8 @@ import Synchronization
 /// channel costs no task). Fast-lane broadcasts bypass the mailbox: `receive` writes the shared
 /// pre-encoded frame straight to the connection on its event loop.
 final class ChannelServer: Subscriber, @unchecked Sendable {
-    // @unchecked: `socket`, `roomSubscribers` and `predecessor` are touched only by the mailbox task, which runs
-    // one work item at a time (the `running` flag under `state`'s lock hands it over with a
+    // @unchecked: `socket`, `roomSubscribers` and `predecessor` are touched only by mailbox work,
+    // which `SerialMailbox` runs one item at a time (its lock hands each item over with a
     // happens-before edge); everything else is immutable or behind `state`.
 
     enum Work: Sendable {
@@ -31,8 +30,6 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     }
 
     struct State {
-        var mailbox = Deque<Work>()
-        var running = false
         var phase = Phase.joining
         var pendingPushes: [(String, Payload)] = []
         var rooms: Set<String> = []
@@ -50,6 +47,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     let intercepts: Set<String>
     let session: PhoenixSession
     let state = Mutex(State())
+    let mailbox = SerialMailbox()
     /// Completed once the channel has terminated (its successor on the same topic waits for it).
     let terminated: EventLoopPromise<Void>
     /// The previous instance of this topic on the connection, until it has terminated (then
@@ -90,30 +88,11 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     // MARK: Mailbox
 
     func enqueue(_ work: Work) {
-        let start = state.withLock { s -> Bool in
-            if s.phase == .closed { return false }
-            s.mailbox.append(work)
-            if s.running { return false }
-            s.running = true
-            return true
-        }
-        if start {
-            Task { await self.drain() }
-        }
-    }
-
-    private func drain() async {
-        while true {
-            let work: Work? = state.withLock { s in
-                if s.mailbox.isEmpty || s.phase == .closed {
-                    s.mailbox.removeAll()
-                    s.running = false
-                    return nil
-                }
-                return s.mailbox.removeFirst()
-            }
-            guard let work else { return }
-            await perform(work)
+        guard !isClosed else { return }
+        mailbox.enqueue {
+            // Work queued before the channel ended is dropped.
+            guard !self.isClosed else { return }
+            await self.perform(work)
         }
     }
 
