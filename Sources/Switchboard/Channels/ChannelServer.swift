@@ -257,7 +257,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     // MARK: Subscriber
 
     func receive(_ broadcast: Broadcast, frame: ByteBuffer?) {
-        if intercepts.contains(broadcast.event) {
+        if !intercepts.isEmpty && intercepts.contains(broadcast.event) {
             state.withLock { $0.pendingOutbound += 1 }
             enqueue(.handleOut(broadcast))
         } else if let frame {
