@@ -179,7 +179,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         }
     }
 
-    /// Installs the frame decoder, the idle timer and the connection handler; sets the outbound limit.
+    /// Installs the frame decoder and the connection handler (which keeps the idle timer); sets the outbound limit.
     private func installHandlers(
         channel: any Channel,
         format: FrameFormat,
@@ -189,8 +189,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         makeSession: @escaping (WebSocketConnectionHandler) -> any WebSocketSessionDelegate
     ) throws {
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxMessageSize)))
-        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-        let handler = WebSocketConnectionHandler(eventLoop: channel.eventLoop, broadcastFormat: format, maxMessageSize: maxMessageSize, logger: logger, makeSession: makeSession)
+        let handler = WebSocketConnectionHandler(eventLoop: channel.eventLoop, broadcastFormat: format, maxMessageSize: maxMessageSize, idleTimeout: idleTimeout, logger: logger, makeSession: makeSession)
         try channel.pipeline.syncOperations.addHandler(handler)
         let high = max(maxQueuedBytes, 1024)
         try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))

@@ -34,7 +34,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     let eventLoop: any EventLoop
     let broadcastFormat: FrameFormat
     private let maxMessageSize: Int
+    private let idleTimeout: TimeAmount
     private let logger: Logger
+    /// When something was last read. The idle timer is this handler's own (not NIO's
+    /// IdleStateHandler) so that no extra handler sits on every outbound write.
+    private var lastRead = NIODeadline.now()
+    private var idleCheck: Scheduled<Void>?
     private var makeSession: ((WebSocketConnectionHandler) -> any WebSocketSessionDelegate)?
     private var session: (any WebSocketSessionDelegate)?
     private var context: ChannelHandlerContext?
@@ -43,10 +48,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     private var needsFlush = false
     private var closing = false
 
-    init(eventLoop: any EventLoop, broadcastFormat: FrameFormat, maxMessageSize: Int, logger: Logger, makeSession: @escaping (WebSocketConnectionHandler) -> any WebSocketSessionDelegate) {
+    init(eventLoop: any EventLoop, broadcastFormat: FrameFormat, maxMessageSize: Int, idleTimeout: TimeAmount, logger: Logger, makeSession: @escaping (WebSocketConnectionHandler) -> any WebSocketSessionDelegate) {
         self.eventLoop = eventLoop
         self.broadcastFormat = broadcastFormat
         self.maxMessageSize = maxMessageSize
+        self.idleTimeout = idleTimeout
         self.logger = logger
         self.makeSession = makeSession
     }
@@ -55,6 +61,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        lastRead = .now()
+        scheduleIdleCheck(context: context, at: lastRead + idleTimeout)
         guard let makeSession else { return }
         self.makeSession = nil  // it captures the channel; not needed after this
         let session = makeSession(self)
@@ -63,6 +71,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
         session?.transportClosed()
         // The session refers to this handler as its transport; letting go of it here breaks the cycle.
         session = nil
@@ -70,12 +80,15 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
         session?.transportClosed()
         session = nil
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastRead = .now()
         let frame = unwrapInboundIn(data)
         guard !closing else { return }
         switch frame.opcode {
@@ -144,9 +157,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            close(.idleTimeout)
-        } else if let event = event as? ChannelEvent, event == .inputClosed {
+        if let event = event as? ChannelEvent, event == .inputClosed {
             context.close(promise: nil)
         } else if event is ChannelShouldQuiesceEvent {
             close(.serviceRestart)
@@ -163,6 +174,22 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
             context.close(promise: nil)
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Closes the connection once nothing (no frame of any kind, pings included) was read for the
+    /// idle timeout; the check re-arms itself for the moment the timeout could next expire.
+    private func scheduleIdleCheck(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
+            let handler = loopBound.value
+            guard let context = handler.context, !handler.closing else { return }
+            let expiry = handler.lastRead + handler.idleTimeout
+            if expiry <= .now() {
+                handler.close(.idleTimeout)
+            } else {
+                handler.scheduleIdleCheck(context: context, at: expiry)
+            }
+        }
     }
 
     // MARK: PhoenixTransport

@@ -62,7 +62,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     private var roomSubscribers: [String: RoomSubscriber] = [:]
 
     var eventLoop: any EventLoop { session.eventLoop }
-    var frameFormat: FrameFormat? { session.transport.broadcastFormat }
+    let frameFormat: FrameFormat?
     var connection: Connection { session.connection }
 
     init(session: PhoenixSession, join: Message, channel: any TopicChannel, predecessor: ChannelServer?) {
@@ -75,6 +75,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         self.intercepts = channel.intercepts
         self.predecessor = predecessor
         self.terminated = session.eventLoop.makePromise()
+        self.frameFormat = session.transport.broadcastFormat
         self.socket = ChannelSocket(topic: topic, joinRef: joinRef, assigns: session.connection.assigns, connection: session.connection, hub: session.hub, server: self)
         Self.live.add(1, ordering: .relaxed)
     }
