@@ -59,6 +59,12 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             decision.value = .refused(status: 400, reason: "invalid WebSocket upgrade request")
             return loop.makeFailedFuture(UpgradeRefused())
         }
+        // The origin check comes first, as in Phoenix.
+        guard socket.configuration.checkOrigin.allows(origin: head.headers.first(name: "Origin")) else {
+            logger.debug("refused connection: origin not allowed", metadata: ["origin": "\(head.headers.first(name: "Origin") ?? "")"])
+            decision.value = .refused(status: 403, reason: "origin not allowed")
+            return loop.makeFailedFuture(UpgradeRefused())
+        }
         let items = QueryString.parse(query)
         var params: [String: String] = [:]
         for item in items { params[item.name] = item.value }

@@ -18,6 +18,8 @@ public struct PlainChannelConfiguration: Sendable {
     public var maxMessageSize: Int = 1 << 20
     /// Most bytes queued for a client that does not read; past it the client is disconnected.
     public var maxQueuedBytes: Int = 1 << 20
+    /// Browser origins allowed to connect (refused with 403 before the upgrade). Default: any.
+    public var checkOrigin: OriginPolicy = .any
 
     public init() {}
 }
@@ -75,10 +77,14 @@ extension RouterMethods where Context == PlainUpgradeContext {
                 peerAddress: context.peerAddress
             )
             let result: PlainConnectResult<Handler.ClientContext>
-            do {
-                result = try await handler.connect(connectRequest, channel: channel)
-            } catch {
-                result = .refuse(status: 403, reason: "connection refused")
+            if !configuration.checkOrigin.allows(origin: connectRequest.header("origin")) {
+                result = .refuse(status: 403, reason: "origin not allowed")
+            } else {
+                do {
+                    result = try await handler.connect(connectRequest, channel: channel)
+                } catch {
+                    result = .refuse(status: 403, reason: "connection refused")
+                }
             }
             switch result {
             case .refuse(let status, let reason):

@@ -177,3 +177,23 @@ struct TransportTests {
         }
     }
 }
+
+@Suite("Origin check")
+struct OriginCheckTests {
+    @Test("an Origin outside the allow-list is refused with 403 before the upgrade; no Origin and allowed origins connect")
+    func originCheck() async throws {
+        var configuration = PhoenixSocket.Configuration()
+        configuration.checkOrigin = .allowList(["https://app.example", "//*.example.org"])
+        try await TestServer.run(configuration: configuration) { server in
+            await #expect(throws: TestWebSocketError.handshakeFailed(status: 403, body: #"{"error":"origin not allowed"}"#)) {
+                _ = try await server.connect(headers: [("Origin", "https://evil.example")])
+            }
+            for headers in [[], [("Origin", "https://app.example")], [("Origin", "http://www.example.org:8080")]] {
+                let ws = try await server.connect(headers: headers)
+                try await ws.send(json: v2(nil, "1", "phoenix", "heartbeat"))
+                #expect(try await ws.receiveJSON() == v2(nil, "1", "phoenix", "phx_reply", okReply()))
+                await ws.close()
+            }
+        }
+    }
+}

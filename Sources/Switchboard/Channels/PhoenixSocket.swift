@@ -62,6 +62,8 @@ public struct PhoenixSocket: Sendable {
         /// Most bytes queued for a connection that does not read; past it the connection is closed
         /// as a slow consumer (1008).
         public var maxQueuedBytes: Int = 1 << 20
+        /// Browser origins allowed to connect (refused with 403 before the upgrade). Default: any.
+        public var checkOrigin: OriginPolicy = .any
 
         public init() {}
     }
