@@ -250,7 +250,10 @@ final class PlainClientCore: WebSocketSessionDelegate, @unchecked Sendable {
     var onMessage: (@Sendable (PlainMessage) async -> Void)?
     var onClose: (@Sendable () async -> Void)?
 
-    init(hub: Hub, transport: WebSocketConnectionHandler, connection: Connection, format: FrameFormat, logger: Logger) {
+    let maxPendingMessages: Int
+
+    init(hub: Hub, transport: WebSocketConnectionHandler, connection: Connection, format: FrameFormat, maxPendingMessages: Int, logger: Logger) {
+        self.maxPendingMessages = maxPendingMessages
         self.id = SubscriberID.next(node: hub.nodeID)
         self.hub = hub
         self.transport = transport
@@ -313,8 +316,9 @@ final class PlainClientCore: WebSocketSessionDelegate, @unchecked Sendable {
     }
 
     private func deliver(_ message: PlainMessage) -> CloseReason? {
-        if let onMessage { mailbox.enqueue { await onMessage(message) } }
-        return nil
+        guard let onMessage else { return nil }
+        let depth = mailbox.enqueue { await onMessage(message) }
+        return depth > maxPendingMessages ? CloseReason(code: 1008, reason: "too many pending messages") : nil
     }
 
     func transportClosed() {

@@ -20,6 +20,8 @@ public struct PlainChannelConfiguration: Sendable {
     public var maxQueuedBytes: Int = 1 << 20
     /// Browser origins allowed to connect (refused with 403 before the upgrade). Default: any.
     public var checkOrigin: OriginPolicy = .any
+    /// Most messages waiting for one client's callbacks; past it the connection is closed (1008).
+    public var maxPendingMessages: Int = 1000
 
     public init() {}
 }
@@ -94,7 +96,7 @@ extension RouterMethods where Context == PlainUpgradeContext {
                 context.decision.value.withLock {
                     $0 = .accept(configuration) { transport, connection in
                         let format = configuration.chooseFormat?(connectRequest) ?? configuration.format
-                        let core = PlainClientCore(hub: channel.hub, transport: transport, connection: connection, format: format, logger: logger)
+                        let core = PlainClientCore(hub: channel.hub, transport: transport, connection: connection, format: format, maxPendingMessages: configuration.maxPendingMessages, logger: logger)
                         let client = PlainClient(context: clientContext, request: connectRequest, channel: channel, core: core)
                         core.onStart = {
                             do {

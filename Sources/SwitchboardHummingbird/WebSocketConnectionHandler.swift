@@ -129,7 +129,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
             // Echo the client's code (or 1000) and close.
             var data = frame.unmaskedData
             let code = data.readInteger(as: UInt16.self) ?? 1000
-            close(CloseReason(code: code, reason: ""))
+            // Codes a peer may not send (RFC 6455 §7.4: 1005, 1006, 1015, < 1000, reserved) are answered with 1000.
+            let valid = (1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code)
+            close(CloseReason(code: valid ? code : 1000, reason: ""))
         default:
             break  // pong and reserved opcodes: nothing to do (any read already reset the idle timer)
         }

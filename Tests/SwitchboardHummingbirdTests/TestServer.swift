@@ -35,8 +35,8 @@ struct TestChannel: TopicChannel {
         log.append("join \(topic)")
         log.track(socket.connection)
         if payload["crash"] != nil { throw TestFailure("join crash requested") }
-        if let reason = payload["refuse"]?.stringValue { return .refuse(reason) }
         if let room = payload["room"]?.stringValue { socket.joinRoom(room) }
+        if let reason = payload["refuse"]?.stringValue { return .refuse(reason) }
         socket.push("welcome", ["topic": .string(topic)])  // queued until after the join reply
         return .ok(["joined": .string(topic)])
     }

@@ -8,7 +8,7 @@ import Synchronization
 /// channel costs no task). Fast-lane broadcasts bypass the mailbox: `receive` writes the shared
 /// pre-encoded frame straight to the connection on its event loop.
 final class ChannelServer: Subscriber, @unchecked Sendable {
-    // @unchecked: `socket`, `roomSubscribers` and `predecessor` are touched only by mailbox work,
+    // @unchecked: `socket` and `predecessor` are touched only by mailbox work,
     // which `SerialMailbox` runs one item at a time (its lock hands each item over with a
     // happens-before edge); everything else is immutable or behind `state`.
 
@@ -32,7 +32,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     struct State {
         var phase = Phase.joining
         var pendingPushes: [(String, Payload)] = []
-        var rooms: Set<String> = []
+        var rooms: [String: RoomSubscriber] = [:]
         /// Intercepted broadcasts and fast-lane frames queued behind them, not yet sent.
         var pendingOutbound = 0
     }
@@ -59,7 +59,6 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
 
     /// Channel servers alive in this process (leak checks, metrics).
     static let live = Atomic<Int>(0)
-    private var roomSubscribers: [String: RoomSubscriber] = [:]
 
     var eventLoop: any EventLoop { session.eventLoop }
     let frameFormat: FrameFormat?
@@ -88,9 +87,11 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
 
     // MARK: Mailbox
 
-    func enqueue(_ work: Work) {
-        guard !isClosed else { return }
-        mailbox.enqueue {
+    /// Queues work for the channel; returns how many items wait (0 when the channel has ended).
+    @discardableResult
+    func enqueue(_ work: Work) -> Int {
+        guard !isClosed else { return 0 }
+        return mailbox.enqueue {
             // Work queued before the channel ended is dropped.
             guard !self.isClosed else { return }
             await self.perform(work)
@@ -103,13 +104,15 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         case .handleIn(let message): await performHandleIn(message)
         case .handleOut(let broadcast):
             await performHandleOut(broadcast)
-            state.withLock { $0.pendingOutbound -= 1 }
+            // Counted down on the loop, after the push it may have made is written there (the
+            // loop runs what this task hands it in order), so a later fast-lane frame cannot pass it.
+            session.eventLoop.execute { self.state.withLock { $0.pendingOutbound -= 1 } }
         case .preEncoded(let frame):
             session.eventLoop.execute {
                 self.session.transport.sendPreEncoded(frame)
                 self.session.transport.flush()
+                self.state.withLock { $0.pendingOutbound -= 1 }
             }
-            state.withLock { $0.pendingOutbound -= 1 }
         case .roomMessage(let broadcast):
             push(event: broadcast.event, payload: broadcast.payload)
         case .leave(let message):
@@ -138,8 +141,10 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         case .ok(let response):
             let reply = session.serializer.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(response))
             // The join reply must be the first frame of this join instance: send it, then
-            // subscribe and release pushes made during join, all in one event-loop turn.
-            session.eventLoop.execute {
+            // subscribe and release pushes made during join, all in one event-loop turn. The
+            // mailbox waits for that turn, so a later leave/stop/close always finds the channel
+            // joined and subscribed (and runs `terminate`).
+            _ = try? await session.eventLoop.submit {
                 if let reply { self.session.transport.send(reply) }
                 let pushes = self.state.withLock { s -> [(String, Payload)] in
                     guard s.phase == .joining else { return [] }
@@ -155,7 +160,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
                     }
                 }
                 self.session.transport.flush()
-            }
+            }.get()
         case .error(let response):
             reply(to: message, status: "error", response: .json(response), stamp: message.joinRef)
             closeWithoutTerminate()
@@ -203,6 +208,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
 
     /// Ends a join that never succeeded: nothing to terminate, nothing more to send.
     private func closeWithoutTerminate() {
+        leaveAllRooms()
         state.withLock { $0.phase = .closed }
         socket = nil
         session.channelEnded(self)
@@ -218,8 +224,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
             return joined
         }
         session.hub.unsubscribe(self, from: topic)
-        for (room, subscriber) in roomSubscribers { session.hub.unsubscribe(subscriber, from: room) }
-        roomSubscribers = [:]
+        leaveAllRooms()
         if wasJoined {
             await channel.terminate(reason: reason, socket: socket)
         }
@@ -260,12 +265,12 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     func receive(_ broadcast: Broadcast, frame: ByteBuffer?) {
         if !intercepts.isEmpty && intercepts.contains(broadcast.event) {
             state.withLock { $0.pendingOutbound += 1 }
-            enqueue(.handleOut(broadcast))
+            closeIfOverloaded(enqueue(.handleOut(broadcast)))
         } else if let frame {
             // Channels without intercepts never queue here: the frame goes straight out.
             if !intercepts.isEmpty, state.withLock({ $0.pendingOutbound > 0 }) {
                 state.withLock { $0.pendingOutbound += 1 }
-                enqueue(.preEncoded(frame))
+                closeIfOverloaded(enqueue(.preEncoded(frame)))
             } else {
                 session.transport.sendPreEncoded(frame)
             }
@@ -276,23 +281,43 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         session.transport.flush()
     }
 
+    /// Called on the event loop with the mailbox depth after queueing a broadcast for this channel:
+    /// a channel whose handleOut (or room traffic) cannot keep up is a slow consumer.
+    func closeIfOverloaded(_ depth: Int) {
+        if depth > session.socket.configuration.maxPendingMessages {
+            session.logger.debug("closing: channel mailbox over its limit", metadata: ["switchboard.topic": "\(topic)"])
+            session.transport.close(.slowConsumer)
+        }
+    }
+
     // MARK: Rooms
 
+    /// Room membership lives under the state lock: `ChannelSocket` is Sendable, so channel code
+    /// may call these from any task, also after the channel ended (then nothing happens).
     func joinRoom(_ room: String) {
-        guard roomSubscribers[room] == nil else { return }
-        let subscriber = RoomSubscriber(server: self)
-        roomSubscribers[room] = subscriber
-        state.withLock { _ = $0.rooms.insert(room) }
-        session.hub.subscribe(subscriber, to: room)
+        state.withLock { s in
+            guard s.phase != .closed, s.rooms[room] == nil else { return }
+            let subscriber = RoomSubscriber(server: self)
+            s.rooms[room] = subscriber
+            session.hub.subscribe(subscriber, to: room)
+        }
     }
 
     func leaveRoom(_ room: String) {
-        guard let subscriber = roomSubscribers.removeValue(forKey: room) else { return }
-        state.withLock { _ = $0.rooms.remove(room) }
-        session.hub.unsubscribe(subscriber, from: room)
+        state.withLock { s in
+            guard let subscriber = s.rooms.removeValue(forKey: room) else { return }
+            session.hub.unsubscribe(subscriber, from: room)
+        }
     }
 
-    var roomNames: Set<String> { state.withLock { $0.rooms } }
+    private func leaveAllRooms() {
+        state.withLock { s in
+            for (room, subscriber) in s.rooms { session.hub.unsubscribe(subscriber, from: room) }
+            s.rooms = [:]
+        }
+    }
+
+    var roomNames: Set<String> { state.withLock { Set($0.rooms.keys) } }
 }
 
 /// A channel's membership of a room: room broadcasts become pushes on the channel's own topic.
@@ -310,7 +335,7 @@ final class RoomSubscriber: Subscriber {
     var connection: Connection { server.connection }
 
     func receive(_ broadcast: Broadcast, frame: ByteBuffer?) {
-        server.enqueue(.roomMessage(broadcast))
+        server.closeIfOverloaded(server.enqueue(.roomMessage(broadcast)))
     }
 
     func flushBatch() {}

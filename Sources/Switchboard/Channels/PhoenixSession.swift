@@ -129,15 +129,22 @@ public final class PhoenixSession: @unchecked Sendable {
             guard isCurrent(message, current) else { return }  // a stale leave gets no reply
             channels[message.topic] = nil
             closing[message.topic] = current
-            current.enqueue(.leave(message))
+            closeIfOverloaded(current.enqueue(.leave(message)))
         default:
             guard let current else {
                 sendNow(serializer.encodeReply(joinRef: .null, ref: message.ref, topic: message.topic, status: "error", response: .json(["reason": "unmatched topic"])))
                 return
             }
             guard isCurrent(message, current) else { return }  // stale instance: dropped silently
-            current.enqueue(.handleIn(message))
+            closeIfOverloaded(current.enqueue(.handleIn(message)))
         }
+    }
+
+    /// Ends a connection that sends events faster than its channel handles them.
+    private func closeIfOverloaded(_ depth: Int) {
+        guard depth > socket.configuration.maxPendingMessages else { return }
+        logger.debug("closing: too many pending messages")
+        transport.close(CloseReason(code: 1008, reason: "too many pending messages"))
     }
 
     private func isCurrent(_ message: Message, _ server: ChannelServer) -> Bool {

@@ -64,6 +64,10 @@ public struct PhoenixSocket: Sendable {
         public var maxQueuedBytes: Int = 1 << 20
         /// Browser origins allowed to connect (refused with 403 before the upgrade). Default: any.
         public var checkOrigin: OriginPolicy = .any
+        /// Most messages waiting for one channel's callbacks (inbound events, intercepted and room
+        /// broadcasts); past it the connection is closed (1008), so a client cannot queue work
+        /// faster than its channel handles it and grow memory without bound.
+        public var maxPendingMessages: Int = 1000
 
         public init() {}
     }

@@ -13,17 +13,20 @@ public final class SerialMailbox: Sendable {
 
     public init() {}
 
-    /// Queues `work`; it runs after everything queued before it has finished.
-    public func enqueue(_ work: @escaping @Sendable () async -> Void) {
-        let start = state.withLock { s -> Bool in
+    /// Queues `work`; it runs after everything queued before it has finished. Returns how many
+    /// items wait to run (this one included), so callers can bound what a client may queue.
+    @discardableResult
+    public func enqueue(_ work: @escaping @Sendable () async -> Void) -> Int {
+        let (start, depth) = state.withLock { s -> (Bool, Int) in
             s.queue.append(work)
-            if s.running { return false }
+            if s.running { return (false, s.queue.count) }
             s.running = true
-            return true
+            return (true, s.queue.count)
         }
         if start {
             Task { await self.drain() }
         }
+        return depth
     }
 
     private func drain() async {

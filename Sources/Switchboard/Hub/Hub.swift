@@ -106,22 +106,19 @@ public final class Hub: Sendable {
     /// pair can never reach it reversed). Brokers therefore must not block or call back into the hub there.
     public func subscribe(_ subscriber: any Subscriber, to topic: String) {
         shard(for: topic).entries.withLock { entries in
-            var entry = entries[topic] ?? TopicEntry()
-            let added = entry.add(subscriber)
-            entries[topic] = entry
-            if added && entry.count == 1 { broker.topicOccupied(topic) }
+            // Mutated in place: copying the entry out and back would copy its subscriber array.
+            let added = entries[topic, default: TopicEntry()].add(subscriber)
+            if added && entries[topic]?.count == 1 { broker.topicOccupied(topic) }
         }
     }
 
     /// Removes a subscriber from a topic. Idempotent.
     public func unsubscribe(_ subscriber: any Subscriber, from topic: String) {
         shard(for: topic).entries.withLock { entries in
-            guard var entry = entries[topic], entry.remove(subscriber) else { return }
-            if entry.count == 0 {
+            guard entries[topic]?.remove(subscriber) == true else { return }
+            if entries[topic]?.count == 0 {
                 entries[topic] = nil
                 broker.topicVacated(topic)
-            } else {
-                entries[topic] = entry
             }
         }
     }

@@ -1,0 +1,62 @@
+import Switchboard
+import Testing
+
+@Suite("Robustness: bounded queues, lifecycle races")
+struct RobustnessTests {
+    @Test("a client that queues events faster than its channel handles them is closed with 1008")
+    func pendingMessagesBounded() async throws {
+        var configuration = PhoenixSocket.Configuration()
+        configuration.maxPendingMessages = 3
+        try await TestServer.run(configuration: configuration) { server in
+            let ws = try await server.connect()
+            try await join(ws, "room:flood", ref: "1")
+            for i in 0..<20 {
+                try? await ws.send(json: v2("1", .string("s\(i)"), "room:flood", "slow"))
+            }
+            var closeCode: UInt16?
+            for _ in 0..<30 {
+                guard let frame = try? await ws.receive(timeout: .seconds(5)) else { break }
+                if case .close(let code, let reason) = frame {
+                    closeCode = code
+                    #expect(reason == "too many pending messages")
+                    break
+                }
+            }
+            #expect(closeCode == 1008)
+            // Other connections are unaffected.
+            let other = try await server.connect()
+            try await other.send(json: v2(nil, "1", "phoenix", "heartbeat"))
+            #expect(try await other.receiveJSON() == v2(nil, "1", "phoenix", "phx_reply", okReply()))
+            await other.close()
+        }
+    }
+
+    @Test("a join that entered a room and was then refused leaves no room subscription behind")
+    func refusedJoinReleasesRooms() async throws {
+        try await TestServer.run { server in
+            let ws = try await server.connect()
+            try await ws.send(json: v2("1", "1", "room:r", "phx_join", ["room": "lobby-refused", "refuse": "no"]))
+            #expect(try await ws.receiveJSON() == v2("1", "1", "room:r", "phx_reply", errorReply("no")))
+            #expect(await eventually { server.hub.localSubscriberCount(topic: "lobby-refused") == 0 })
+            await ws.close()
+            #expect(await eventually { server.log.aliveTrackedConnections == 0 })
+        }
+    }
+
+    @Test("a leave sent right behind its join still runs terminate and leaves nothing subscribed")
+    func joinThenImmediateLeave() async throws {
+        try await TestServer.run { server in
+            let ws = try await server.connect()
+            for i in 0..<20 {
+                let topic = "room:quick\(i)"
+                try await ws.send(json: v2("1", "1", topic, "phx_join"))
+                try await ws.send(json: v2("1", "2", topic, "phx_leave"))
+            }
+            // Each pair: join reply, welcome push, leave reply, phx_close.
+            for _ in 0..<80 { _ = try await ws.receiveJSON() }
+            #expect(await eventually { (0..<20).allSatisfy { server.log.all.contains("terminate room:quick\($0) left") } })
+            #expect(await eventually { (0..<20).allSatisfy { server.hub.localSubscriberCount(topic: "room:quick\($0)") == 0 } })
+            await ws.close()
+        }
+    }
+}
