@@ -92,9 +92,21 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     func enqueue(_ work: Work) -> Int {
         guard !isClosed else { return 0 }
         return mailbox.enqueue {
-            // Work queued before the channel ended is dropped.
-            guard !self.isClosed else { return }
+            guard !self.isClosed else { return self.answerAfterEnd(work) }
             await self.perform(work)
+        }
+    }
+
+    /// Work that was queued behind the channel's end (e.g. events pipelined right after a join
+    /// that was then refused) is answered as if the topic were not joined, as the client expects.
+    private func answerAfterEnd(_ work: Work) {
+        switch work {
+        case .handleIn(let message):
+            session.send(session.serializer.encodeReply(joinRef: .null, ref: message.ref, topic: topic, status: "error", response: .json(["reason": "unmatched topic"])))
+        case .leave(let message):
+            session.send(session.serializer.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(.emptyObject)))
+        default:
+            break
         }
     }
 
