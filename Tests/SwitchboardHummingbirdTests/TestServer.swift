@@ -92,6 +92,9 @@ struct TestChannel: TopicChannel {
     }
 
     func terminate(reason: TerminateReason, socket: ChannelSocket) async {
+        if socket.topic.hasSuffix(":hang") {
+            try? await Task.sleep(for: .seconds(30))  // a terminate that does not return in time
+        }
         log.append("terminate \(socket.topic) \(reason)")
     }
 }

@@ -137,7 +137,28 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
 
     private func performJoin(_ message: Message) async {
         if let predecessor {
-            _ = try? await predecessor.terminated.futureResult.get()
+            // Wait for the old instance to end, but not forever: like Phoenix, a successor goes
+            // ahead after `terminateTimeout` even if the old channel's terminate hangs.
+            let loop = session.eventLoop
+            let timeout = session.socket.configuration.terminateTimeout
+            _ = try? await loop.flatSubmit {
+                let done = loop.makePromise(of: Void.self)
+                let completed = NIOLoopBoundBox(false, eventLoop: loop)
+                let finish = {
+                    guard !completed.value else { return }
+                    completed.value = true
+                    done.succeed()
+                }
+                let timer = loop.scheduleTask(in: timeout) {
+                    self.session.logger.debug("previous channel instance did not terminate in time", metadata: ["switchboard.topic": "\(self.topic)"])
+                    finish()
+                }
+                predecessor.terminated.futureResult.whenComplete { _ in
+                    timer.cancel()
+                    finish()
+                }
+                return done.futureResult
+            }.get()
             self.predecessor = nil
         }
         let result: JoinResult

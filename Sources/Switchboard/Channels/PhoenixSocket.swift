@@ -68,6 +68,8 @@ public struct PhoenixSocket: Sendable {
         /// broadcasts); past it the connection is closed (1008), so a client cannot queue work
         /// faster than its channel handles it and grow memory without bound.
         public var maxPendingMessages: Int = 1000
+        /// How long a rejoin of a topic waits for the previous instance's `terminate` (Phoenix: 5 s).
+        public var terminateTimeout: TimeAmount = .seconds(5)
 
         public init() {}
     }
