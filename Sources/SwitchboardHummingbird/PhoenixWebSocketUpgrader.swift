@@ -85,7 +85,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             params: params,
             queryItems: items,
             headers: head.headers.map { (name: $0.name.lowercased(), value: $0.value) },
-            peerAddress: channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" },
+            peerAddress: Self.peerAddress(channel),
             path: path,
             authToken: authToken
         )
@@ -126,7 +126,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             return loop.makeFailedFuture(UpgradeRefused())
         }
         let box = PlainUpgradeDecisionBox()
-        let source = PlainUpgradeContext.Source(logger: logger, decision: box, peerAddress: channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" })
+        let source = PlainUpgradeContext.Source(logger: logger, decision: box, peerAddress: Self.peerAddress(channel))
         let promise = loop.makePromise(of: PlainUpgradeDecision?.self)
         promise.completeWithTask {
             _ = try? await plainResponder(Request(head: request, body: .init(buffer: ByteBuffer())), PlainUpgradeContext(source: source))
@@ -207,6 +207,11 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             // Looked up rather than captured: the handler owns the connection, not the other way round.
             channel.pipeline.handler(type: WebSocketConnectionHandler.self).whenSuccess { $0.close(reason) }
         }
+    }
+
+    /// The peer's `address:port`, for connect handlers.
+    static func peerAddress(_ channel: any Channel) -> String? {
+        channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
     }
 
     /// `Sec-WebSocket-Accept` for a client key (RFC 6455 §4.2.2).

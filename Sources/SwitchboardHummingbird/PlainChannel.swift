@@ -175,9 +175,7 @@ public final class PlainClient<ClientContext: Sendable>: Sendable {
 
     /// Sends a JSON value to this client.
     public func send(json: JSONValue) {
-        var body = ByteBufferAllocator().buffer(capacity: 128)
-        body.moveWriterIndex(forwardBy: PhoenixSerializer.headroom)
-        body.moveReaderIndex(forwardBy: PhoenixSerializer.headroom)
+        var body = WebSocketFraming.bodyBuffer(capacity: 128)
         JSONWriter.write(json, into: &body)
         core.send(EncodedFrame(bytes: body, isBinary: false))
     }

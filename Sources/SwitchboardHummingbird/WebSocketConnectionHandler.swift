@@ -118,9 +118,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
                 fragments = buffer
             }
         case .ping:
-            var pong = context.channel.allocator.buffer(capacity: frame.length + 10)
-            pong.moveWriterIndex(forwardBy: 10)
-            pong.moveReaderIndex(forwardBy: 10)
+            var pong = WebSocketFraming.bodyBuffer(capacity: frame.length)
             var data = frame.unmaskedData
             pong.writeBuffer(&data)
             WebSocketFraming.frame(&pong, opcode: WebSocketFraming.opcodePong)

@@ -126,14 +126,7 @@ struct PlainChannelTests {
             try await slow.stopReading()
             let body = String(repeating: "x", count: 1000)
             let count = 4000
-            let received = Task {
-                var n = 0
-                while n < count {
-                    guard case .text = try await fast.receive(timeout: .seconds(10)) else { break }
-                    n += 1
-                }
-                return n
-            }
+            let received = Task { try await fast.countTextFrames(upTo: count) }
             for i in 0..<count {
                 server.hub.plainChannel("test").broadcast(json: ["i": .int(Int64(i)), "body": .string(body)], toRoom: "s")
                 if i % 200 == 0 { try await Task.sleep(for: .milliseconds(5)) }

@@ -125,6 +125,17 @@ final class TestWebSocket: Sendable {
         }
     }
 
+    /// Reads text frames until `count` have arrived or something else (or nothing within 10 s) does;
+    /// returns how many arrived.
+    func countTextFrames(upTo count: Int) async throws -> Int {
+        var n = 0
+        while n < count {
+            guard case .text = try await receive(timeout: .seconds(10)) else { break }
+            n += 1
+        }
+        return n
+    }
+
     /// Stops reading from the socket (for slow-consumer tests).
     func stopReading() async throws {
         try await channel.setOption(ChannelOptions.autoRead, value: false).get()

@@ -301,8 +301,12 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
             closeIfOverloaded(enqueue(.handleOut(broadcast)))
         } else if let frame {
             // Channels without intercepts never queue here: the frame goes straight out.
-            if !intercepts.isEmpty, state.withLock({ $0.pendingOutbound > 0 }) {
-                state.withLock { $0.pendingOutbound += 1 }
+            let queueBehind = !intercepts.isEmpty && state.withLock { s -> Bool in
+                guard s.pendingOutbound > 0 else { return false }
+                s.pendingOutbound += 1
+                return true
+            }
+            if queueBehind {
                 closeIfOverloaded(enqueue(.preEncoded(frame)))
             } else {
                 session.transport.sendPreEncoded(frame)

@@ -6,7 +6,7 @@ extension FrameFormat {
     public static let plainPayload = FrameFormat(name: "plain-ws") { broadcast in
         switch broadcast.payload {
         case .json(let json):
-            var body = headroomBuffer()
+            var body = WebSocketFraming.bodyBuffer(capacity: 128)
             JSONWriter.write(json, into: &body)
             WebSocketFraming.frame(&body, opcode: WebSocketFraming.opcodeText)
             return body
@@ -20,7 +20,7 @@ extension FrameFormat {
     public static let plainEnvelope = FrameFormat(name: "plain-ws-envelope") { broadcast in
         switch broadcast.payload {
         case .json(let json):
-            var body = headroomBuffer()
+            var body = WebSocketFraming.bodyBuffer(capacity: 128)
             JSONWriter.write(["event": .string(broadcast.event), "payload": json], into: &body)
             WebSocketFraming.frame(&body, opcode: WebSocketFraming.opcodeText)
             return body
@@ -34,18 +34,10 @@ extension FrameFormat {
     public static func plainJSON(name: String, transform: @escaping @Sendable (Broadcast) -> JSONValue?) -> FrameFormat {
         FrameFormat(name: name) { broadcast in
             guard let value = transform(broadcast) else { return nil }
-            var body = headroomBuffer()
+            var body = WebSocketFraming.bodyBuffer(capacity: 128)
             JSONWriter.write(value, into: &body)
             WebSocketFraming.frame(&body, opcode: WebSocketFraming.opcodeText)
             return body
         }
-    }
-
-    /// An empty buffer with room in front for a WebSocket header.
-    static func headroomBuffer(capacity: Int = 128) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: capacity + 10)
-        buffer.moveWriterIndex(forwardBy: 10)
-        buffer.moveReaderIndex(forwardBy: 10)
-        return buffer
     }
 }

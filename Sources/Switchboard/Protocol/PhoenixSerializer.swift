@@ -144,9 +144,7 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
     }
 
     func encodeJSON(joinRef: JSONValue, ref: JSONValue, topic: String, event: String, payload: JSONValue) -> EncodedFrame {
-        var buffer = ByteBufferAllocator().buffer(capacity: Self.headroom + 64 + topic.utf8.count + event.utf8.count)
-        buffer.moveWriterIndex(forwardBy: Self.headroom)
-        buffer.moveReaderIndex(forwardBy: Self.headroom)
+        var buffer = WebSocketFraming.bodyBuffer(capacity: 64 + topic.utf8.count + event.utf8.count, headroom: Self.headroom)
         var sink = BufferSink(buffer: buffer)
         buffer = ByteBuffer()
         switch self {
@@ -180,9 +178,7 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
     func encodeBinary(kind: UInt8, strings: [String], payload: ByteBuffer) -> EncodedFrame? {
         // Binary header strings are limited to 255 bytes each.
         guard strings.allSatisfy({ $0.utf8.count <= 255 }) else { return nil }
-        var buffer = ByteBufferAllocator().buffer(capacity: Self.headroom + 1 + strings.count + payload.readableBytes + 64)
-        buffer.moveWriterIndex(forwardBy: Self.headroom)
-        buffer.moveReaderIndex(forwardBy: Self.headroom)
+        var buffer = WebSocketFraming.bodyBuffer(capacity: 1 + strings.count + payload.readableBytes + 64, headroom: Self.headroom)
         buffer.writeInteger(kind)
         for s in strings { buffer.writeInteger(UInt8(s.utf8.count)) }
         for s in strings { buffer.writeString(s) }

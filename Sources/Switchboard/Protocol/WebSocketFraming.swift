@@ -12,6 +12,18 @@ public enum WebSocketFraming {
     public static let opcodePing: UInt8 = 0x9
     public static let opcodePong: UInt8 = 0xA
 
+    /// Room for the longest server frame header (2 + 8 length bytes; server frames are not masked).
+    public static let maxHeaderLength = 10
+
+    /// An empty buffer whose reader and writer indices leave `headroom` free bytes in front, so the
+    /// body written into it can become a frame in place with `frame(_:opcode:)`.
+    public static func bodyBuffer(capacity: Int, headroom: Int = maxHeaderLength) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: headroom + capacity)
+        buffer.moveWriterIndex(forwardBy: headroom)
+        buffer.moveReaderIndex(forwardBy: headroom)
+        return buffer
+    }
+
     /// Turns a body (with at least 10 bytes of headroom before its reader index) into a complete
     /// final frame, by writing the header into the headroom.
     public static func frame(_ body: inout ByteBuffer, opcode: UInt8) {
@@ -19,9 +31,7 @@ public enum WebSocketFraming {
         let headerLength = length < 126 ? 2 : (length <= 0xFFFF ? 4 : 10)
         if body.readerIndex < headerLength {
             // No headroom: copy into a new buffer.
-            var copy = ByteBufferAllocator().buffer(capacity: length + 10)
-            copy.moveWriterIndex(forwardBy: 10)
-            copy.moveReaderIndex(forwardBy: 10)
+            var copy = bodyBuffer(capacity: length)
             copy.writeImmutableBuffer(body)
             body = copy
         }
@@ -42,9 +52,7 @@ public enum WebSocketFraming {
 
     /// A complete frame for a body that has no headroom.
     public static func frame(copying body: ByteBuffer, opcode: UInt8) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: body.readableBytes + 10)
-        buffer.moveWriterIndex(forwardBy: 10)
-        buffer.moveReaderIndex(forwardBy: 10)
+        var buffer = bodyBuffer(capacity: body.readableBytes)
         buffer.writeImmutableBuffer(body)
         frame(&buffer, opcode: opcode)
         return buffer
@@ -52,9 +60,7 @@ public enum WebSocketFraming {
 
     /// A close frame with a status code and a short reason (truncated to fit the 125-byte limit).
     public static func closeFrame(code: UInt16, reason: String) -> ByteBuffer {
-        var body = ByteBufferAllocator().buffer(capacity: 2 + 123 + 10)
-        body.moveWriterIndex(forwardBy: 10)
-        body.moveReaderIndex(forwardBy: 10)
+        var body = bodyBuffer(capacity: 2 + 123)
         body.writeInteger(code)
         // At most 123 bytes of reason, cut at a character boundary.
         var reasonBytes = 0
