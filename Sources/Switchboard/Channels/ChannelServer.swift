@@ -90,15 +90,21 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     /// Queues work for the channel; returns how many items wait (0 when the channel has ended).
     @discardableResult
     func enqueue(_ work: Work) -> Int {
-        guard !isClosed else { return 0 }
+        guard !isClosed else {
+            // The channel ended but the session has not forgotten it yet (that hops to the loop):
+            // answer as if the topic were not joined rather than dropping the message.
+            answerAfterEnd(work)
+            return 0
+        }
         return mailbox.enqueue {
             guard !self.isClosed else { return self.answerAfterEnd(work) }
             await self.perform(work)
         }
     }
 
-    /// Work that was queued behind the channel's end (e.g. events pipelined right after a join
-    /// that was then refused) is answered as if the topic were not joined, as the client expects.
+    /// Work that arrives after the channel's end (pipelined behind a join that was then refused,
+    /// or sent just before the session forgot the ended channel) is answered as if the topic were
+    /// not joined, as the client expects: `unmatched topic`, or ok for a leave.
     private func answerAfterEnd(_ work: Work) {
         switch work {
         case .handleIn(let message):
