@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Switchboard", targets: ["Switchboard"]),
         .library(name: "SwitchboardHummingbird", targets: ["SwitchboardHummingbird"]),
+        .library(name: "SwitchboardRESP", targets: ["SwitchboardRESP"]),
         .executable(name: "switchboard", targets: ["SwitchboardServer"]),
         .executable(name: "switchboard-bench", targets: ["SwitchboardBench"]),
     ],
@@ -48,6 +49,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // A small RESP3 (Redis) client on SwiftNIO: pipelining, pub/sub, reconnects.
+        .target(
+            name: "SwitchboardRESP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
         // The `switchboard` executable.
         .executableTarget(
             name: "SwitchboardServer",
@@ -67,6 +78,15 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .testTarget(
+            name: "SwitchboardRESPTests",
+            dependencies: [
+                "SwitchboardRESP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
         .testTarget(
