@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Switchboard", targets: ["Switchboard"]),
         .library(name: "SwitchboardHummingbird", targets: ["SwitchboardHummingbird"]),
         .library(name: "SwitchboardRESP", targets: ["SwitchboardRESP"]),
+        .library(name: "SwitchboardRedis", targets: ["SwitchboardRedis"]),
         .executable(name: "switchboard", targets: ["SwitchboardServer"]),
         .executable(name: "switchboard-bench", targets: ["SwitchboardBench"]),
     ],
@@ -59,6 +60,18 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // The Redis broker: several nodes act as one through Redis pub/sub.
+        .target(
+            name: "SwitchboardRedis",
+            dependencies: [
+                "Switchboard",
+                "SwitchboardRESP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The `switchboard` executable.
         .executableTarget(
             name: "SwitchboardServer",
@@ -87,6 +100,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SwitchboardRedisTests",
+            dependencies: [
+                "Switchboard",
+                "SwitchboardRESP",
+                "SwitchboardRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -22,6 +22,12 @@ public struct SubscriberID: Sendable, Hashable, CustomStringConvertible {
     public var node: String
     public var local: UInt64
 
+    /// An id as carried between nodes (brokers decode it from their wire format).
+    public init(node: String, local: UInt64) {
+        self.node = node
+        self.local = local
+    }
+
     public var description: String { "\(node)/\(local)" }
 
     static let counter = Atomic<UInt64>(0)
