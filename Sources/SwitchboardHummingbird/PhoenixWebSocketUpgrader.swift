@@ -18,6 +18,8 @@ enum SwitchboardUpgradeResult: Sendable {
     case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
     /// An upgrade we refused (connect handler, vsn): answer with this status and reason.
     case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, status: Int, reason: String?)
+    /// The first request opened a Server-Sent Events stream; its handler owns the connection.
+    case eventStream
 }
 
 /// The decision taken while building the upgrade response, used when installing the handlers.

@@ -21,32 +21,40 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
     let sockets: [(path: String, socket: PhoenixSocket)]
     let plainResponder: PlainUpgradeResponder?
     let http1: HTTP1Channel.Configuration
+    let streaming: StreamingEndpoints
 
     /// - Parameters:
     ///   - sockets: Phoenix sockets by mount path (e.g. `/socket`; the WebSocket is at `/socket/websocket`).
     ///   - plainChannels: the router of plain WebSocket channels (`router.plainChannel(…)` routes).
+    ///   - eventStreams: Server-Sent Events endpoints by path (e.g. `/events`), each joining its
+    ///     topics through a Phoenix socket's connect handler and channels.
     public init(
         responder: @escaping HTTPChannelHandler.Responder,
         sockets: [String: PhoenixSocket],
+        eventStreams: [String: PhoenixSocket] = [:],
         plainChannels: Router<PlainUpgradeContext>? = nil,
         http1: HTTP1Channel.Configuration = .init()
     ) {
-        self.responder = responder
-        self.sockets = sockets.map { (path: $0.key.hasSuffix("/") ? String($0.key.dropLast()) : $0.key, socket: $0.value) }
-        if let plainChannels {
-            let plainRouter = plainChannels.buildResponder()
-            self.plainResponder = { request, context in try await plainRouter.respond(to: request, context: context) }
-        } else {
-            self.plainResponder = nil
+        let plainResponder: PlainUpgradeResponder? = plainChannels.map { router in
+            let plainRouter = router.buildResponder()
+            return { request, context in try await plainRouter.respond(to: request, context: context) }
         }
-        self.http1 = http1
+        self.init(responder: responder, sockets: sockets, eventStreams: eventStreams, plainResponder: plainResponder, http1: http1)
     }
 
-    init(responder: @escaping HTTPChannelHandler.Responder, sockets: [String: PhoenixSocket], plainResponder: PlainUpgradeResponder?, http1: HTTP1Channel.Configuration) {
+    init(responder: @escaping HTTPChannelHandler.Responder, sockets: [String: PhoenixSocket], eventStreams: [String: PhoenixSocket], plainResponder: PlainUpgradeResponder?, http1: HTTP1Channel.Configuration) {
         self.responder = responder
-        self.sockets = sockets.map { (path: $0.key.hasSuffix("/") ? String($0.key.dropLast()) : $0.key, socket: $0.value) }
+        self.sockets = sockets.map { (path: Self.mountPath($0.key), socket: $0.value) }
         self.plainResponder = plainResponder
         self.http1 = http1
+        var streaming = StreamingEndpoints()
+        streaming.eventStreams = eventStreams.map { (path: Self.mountPath($0.key), socket: $0.value) }
+        streaming.longPolls = self.sockets.filter { $0.socket.configuration.longPoll }.map { (path: $0.path, socket: $0.socket, registry: LongPollRegistry()) }
+        self.streaming = streaming
+    }
+
+    private static func mountPath(_ path: String) -> String {
+        path.hasSuffix("/") ? String(path.dropLast()) : path
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -75,15 +83,33 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             pipeline.enablePipelining = false
             pipeline.enableErrorHandling = false
             pipeline.enableResponseHeaderValidation = false
-            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
-            return Value(upgradeResult: result, channel: channel)
+            let upgraded = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            guard !streaming.isEmpty else { return Value(upgradeResult: upgraded, channel: channel) }
+            // SSE and long-poll requests are taken before the upgrade handler sees them. When an
+            // event stream takes the connection's first request, the connection's outcome is
+            // decided by that, not by the upgrade handler (which is then removed and fails).
+            let outcome = channel.eventLoop.makePromise(of: SwitchboardUpgradeResult.self)
+            let decided = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+            upgraded.whenComplete { result in
+                guard !decided.value else { return }
+                decided.value = true
+                outcome.completeWith(result)
+            }
+            let router = StreamingRequestRouter(endpoints: streaming, logger: logger) {
+                guard !decided.value else { return }
+                decided.value = true
+                outcome.succeed(.eventStream)
+            }
+            let upgradeHandler = try channel.pipeline.syncOperations.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self)
+            try channel.pipeline.syncOperations.addHandler(router, position: .before(upgradeHandler))
+            return Value(upgradeResult: outcome.futureResult, channel: channel)
         }
     }
 
     public func handle(value: Value, logger: Logger) async {
         do {
             switch try await value.upgradeResult.get() {
-            case .webSocket:
+            case .webSocket, .eventStream:
                 return  // the connection's handlers own it now
             case .notUpgraded(let http):
                 await handleHTTP(asyncChannel: http, logger: logger)
@@ -118,8 +144,11 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 extension HTTPServerBuilder {
     /// HTTP/1.1 with Phoenix sockets mounted at the given paths, e.g. `["/socket": socket]`, and
     /// the plain WebSocket channels of `plainChannels`.
+    /// Long-poll is served at `{mount}/longpoll` for every socket whose configuration allows it;
+    /// Server-Sent Events at each path of `eventStreams` (`GET /events?topics=a,b`, `GET /events/<topic>`).
     public static func switchboard(
         sockets: [String: PhoenixSocket] = [:],
+        eventStreams: [String: PhoenixSocket] = [:],
         plainChannels: Router<PlainUpgradeContext>? = nil,
         http1: HTTP1Channel.Configuration = .init()
     ) -> HTTPServerBuilder {
@@ -129,7 +158,7 @@ extension HTTPServerBuilder {
             return { request, context in try await responder.respond(to: request, context: context) }
         }
         return .init { responder in
-            SwitchboardHTTPChannel(responder: responder, sockets: sockets, plainResponder: plainResponder, http1: http1)
+            SwitchboardHTTPChannel(responder: responder, sockets: sockets, eventStreams: eventStreams, plainResponder: plainResponder, http1: http1)
         }
     }
 }

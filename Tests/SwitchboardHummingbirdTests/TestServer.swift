@@ -149,7 +149,7 @@ struct TestServer {
         plainChannels.group("plain").plainChannel("{room}/socket/{user}", channel: hub.plainChannel("test"), configuration: plainConfiguration, handler: TestPlainChannel(log: log))
         let app = Application(
             router: router,
-            server: .switchboard(sockets: ["/socket": socket], plainChannels: plainChannels),
+            server: .switchboard(sockets: ["/socket": socket], eventStreams: ["/events": socket], plainChannels: plainChannels),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in
                 portContinuation.yield(channel.localAddress?.port ?? 0)

@@ -70,6 +70,15 @@ public struct PhoenixSocket: Sendable {
         public var maxPendingMessages: Int = 1000
         /// How long a rejoin of a topic waits for the previous instance's `terminate` (Phoenix: 5 s).
         public var terminateTimeout: TimeAmount = .seconds(5)
+        /// Server-Sent Events: how often an idle stream gets a keep-alive comment.
+        public var eventStreamKeepAlive: TimeAmount = .seconds(15)
+        /// Server-Sent Events: the reconnection delay suggested to `EventSource` (`retry:`).
+        public var eventStreamRetry: TimeAmount = .seconds(2)
+        /// Serve phoenix.js's long-poll transport at `{mount}/longpoll`.
+        public var longPoll = true
+        /// Long-poll: how long a poll waits for a message before `204` (Phoenix: 10 s). A session
+        /// ends when no poll arrived for 1.5 times this.
+        public var longPollWindow: TimeAmount = .seconds(10)
 
         public init() {}
     }

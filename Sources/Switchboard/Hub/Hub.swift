@@ -65,7 +65,18 @@ public final class Hub: Sendable {
 
     /// Delivers a broadcast to this node's subscribers only. Brokers call this for what they receive.
     public func deliverLocally(_ broadcast: Broadcast) {
-        guard let entry = shard(for: broadcast.topic).entries.withLock({ $0[broadcast.topic] }) else { return }
+        // Taking the snapshot and the next position under one lock keeps positions in delivery order.
+        guard let entry = shard(for: broadcast.topic).entries.withLock({ entries -> TopicEntry? in
+            guard entries[broadcast.topic] != nil else { return nil }
+            entries[broadcast.topic]!.position &+= 1
+            return entries[broadcast.topic]
+        }) else { return }
+        var stamped = broadcast
+        stamped.position = entry.position
+        deliver(stamped, to: entry)
+    }
+
+    private func deliver(_ broadcast: Broadcast, to entry: TopicEntry) {
         // Encode once per wire form in use on this topic.
         var frames: [(FrameFormat, ByteBuffer?)] = []
         frames.reserveCapacity(entry.formats.count)
@@ -176,6 +187,8 @@ extension Hub {
         /// Each wire form in use and how many subscribers use it.
         var formats: [(FrameFormat, Int)] = []
         var count = 0
+        /// The position of the last broadcast delivered on this topic.
+        var position: UInt64 = 0
 
         mutating func add(_ subscriber: any Subscriber) -> Bool {
             let loop = subscriber.eventLoop

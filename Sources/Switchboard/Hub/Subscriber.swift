@@ -8,6 +8,9 @@ public struct Broadcast: Sendable {
     public var payload: Payload
     /// The subscriber that must not receive it (broadcast-from), if any.
     public var excluding: SubscriberID?
+    /// Its position in the topic on this node (1, 2, 3…), stamped by the hub at delivery. Counts
+    /// restart when a topic has had no subscriber here; the history feature makes them durable.
+    public var position: UInt64?
 
     public init(topic: String, event: String, payload: Payload, excluding: SubscriberID? = nil) {
         self.topic = topic

@@ -20,3 +20,25 @@ extension FrameFormat {
         return bytes
     }
 }
+
+extension FrameFormat {
+    /// Phoenix V1 text as a JSON string literal: long-poll answers carry each message as a string.
+    public static let phoenixV1LongPoll = FrameFormat(name: "phoenix-v1-longpoll") { broadcast in
+        PhoenixSerializer.v1.encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload)
+            .flatMap { longPollMessage($0) }
+    }
+
+    /// Phoenix V2 text as a JSON string literal (binary broadcasts are not sent over long-poll).
+    public static let phoenixV2LongPoll = FrameFormat(name: "phoenix-v2-longpoll") { broadcast in
+        PhoenixSerializer.v2.encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload)
+            .flatMap { longPollMessage($0) }
+    }
+
+    /// A text message as the JSON string a long-poll answer lists it as; nil for binary messages.
+    public static func longPollMessage(_ frame: EncodedFrame) -> ByteBuffer? {
+        guard !frame.isBinary else { return nil }
+        var literal = ByteBufferAllocator().buffer(capacity: frame.bytes.readableBytes + 16)
+        JSONWriter.writeString(String(buffer: frame.bytes), into: &literal)
+        return literal
+    }
+}

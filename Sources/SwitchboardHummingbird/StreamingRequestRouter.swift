@@ -1,0 +1,490 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Switchboard
+
+/// Where Server-Sent Events and long-poll requests are served, by path.
+struct StreamingEndpoints: Sendable {
+    /// SSE mounts: `GET {mount}?topics=a,b` and `GET {mount}/{topic}`.
+    var eventStreams: [(path: String, socket: PhoenixSocket)] = []
+    /// Long-poll mounts: `{socket mount}/longpoll`, each with its sessions.
+    var longPolls: [(path: String, socket: PhoenixSocket, registry: LongPollRegistry)] = []
+
+    var isEmpty: Bool { eventStreams.isEmpty && longPolls.isEmpty }
+}
+
+/// Sits in every HTTP connection's pipeline, right after the request decoder, and takes the
+/// requests for SSE and long-poll endpoints before Hummingbird sees them (on any request of a
+/// keep-alive connection, not only the first). Everything else passes through untouched.
+///
+/// An SSE request becomes a stream owned by an `EventStreamHandler` (the HTTP handlers are taken
+/// out of its way: no task and no async channel per stream when it is the connection's first
+/// request). Long-poll requests are answered here and the connection stays HTTP. While one of our
+/// requests is being answered, later requests on the connection wait, so answers keep their order.
+final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    // @unchecked: all state is used only on the channel's event loop (handler callbacks, and
+    // futures hopped there with `hop(to:)` before they touch it).
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum Mode {
+        /// Passing requests to the HTTP server (`forwarding`: inside a request that is passed on).
+        case http(forwarding: Bool)
+        /// Reading one of our requests.
+        case collecting(HTTPRequestHead, ByteBuffer?, Endpoint)
+        /// Answering one of our requests; later parts wait.
+        case busy
+        /// The connection is an event stream now.
+        case streaming
+    }
+
+    private enum Endpoint {
+        case eventStream(PhoenixSocket, pathTopic: String?)
+        case longPoll(PhoenixSocket, LongPollRegistry)
+    }
+
+    private let endpoints: StreamingEndpoints
+    private let logger: Logger
+    /// Called when an SSE stream takes the connection over (the connection's first request has
+    /// not reached the HTTP server, so it must not wait for one).
+    private let tookOver: () -> Void
+    private var mode = Mode.http(forwarding: false)
+    private var waiting: [HTTPServerRequestPart] = []
+    private var context: ChannelHandlerContext?
+    /// Undo for whatever our request in progress waits on (a pending SSE join, a parked poll).
+    private var onInactive: (() -> Void)?
+    /// The request being answered asked for `connection: close` (or is HTTP/1.0 without keep-alive).
+    private var closeAfterAnswer = false
+
+    init(endpoints: StreamingEndpoints, logger: Logger, tookOver: @escaping () -> Void) {
+        self.endpoints = endpoints
+        self.logger = logger
+        self.tookOver = tookOver
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let undo = onInactive
+        onInactive = nil
+        undo?()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        process(unwrapInboundIn(data), context: context)
+    }
+
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch mode {
+        case .streaming:
+            return  // an event stream ignores what the client sends
+        case .busy:
+            waiting.append(part)
+        case .http(let forwarding):
+            if forwarding {
+                if case .end = part { mode = .http(forwarding: false) }
+                context.fireChannelRead(wrapInboundOut(part))
+                return
+            }
+            guard case .head(let head) = part else {
+                context.fireChannelRead(wrapInboundOut(part))
+                return
+            }
+            if let endpoint = endpoint(for: head) {
+                mode = .collecting(head, nil, endpoint)
+            } else if head.headers.contains(name: "upgrade") {
+                // A connection that asks for an upgrade never comes back to HTTP (an upgrade is
+                // either done or refused with `connection: close`), and after one the bytes here
+                // are no longer HTTP: step out of the way.
+                context.fireChannelRead(wrapInboundOut(part))
+                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            } else {
+                mode = .http(forwarding: true)
+                context.fireChannelRead(wrapInboundOut(part))
+            }
+        case .collecting(let head, var body, let endpoint):
+            switch part {
+            case .head:
+                mode = .busy
+                respond(status: .badRequest, json: ["error": "request head inside a request body"], close: true)
+            case .body(var chunk):
+                let limit = socket(of: endpoint).configuration.maxMessageSize
+                if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
+                    mode = .busy
+                    return respond(status: .payloadTooLarge, json: ["error": "request body too large"], close: true)
+                }
+                if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
+                mode = .collecting(head, body, endpoint)
+            case .end:
+                mode = .busy
+                closeAfterAnswer = !head.isKeepAlive
+                switch endpoint {
+                case .eventStream(let socket, let pathTopic):
+                    startEventStream(head, socket: socket, pathTopic: pathTopic)
+                case .longPoll(let socket, let registry):
+                    longPoll(head, body: body ?? ByteBuffer(), socket: socket, registry: registry)
+                }
+            }
+        }
+    }
+
+    private func socket(of endpoint: Endpoint) -> PhoenixSocket {
+        switch endpoint {
+        case .eventStream(let socket, _): return socket
+        case .longPoll(let socket, _): return socket
+        }
+    }
+
+    private func endpoint(for head: HTTPRequestHead) -> Endpoint? {
+        let path = QueryString.split(uri: head.uri).path
+        for (mount, socket) in endpoints.eventStreams {
+            if path == mount { return .eventStream(socket, pathTopic: nil) }
+            if path.hasPrefix(mount + "/"), path.count > mount.count + 1 {
+                let raw = String(path.dropFirst(mount.count + 1))
+                return .eventStream(socket, pathTopic: raw.removingPercentEncoding ?? raw)
+            }
+        }
+        for (mount, socket, registry) in endpoints.longPolls where path == mount + "/longpoll" {
+            return .longPoll(socket, registry)
+        }
+        return nil
+    }
+
+    // MARK: Answers
+
+    /// Writes a complete response; then either closes the connection or goes back to HTTP and
+    /// processes the requests that waited.
+    private func respond(status: HTTPResponseStatus, headers extra: [(String, String)] = [], json: JSONValue?, close: Bool = false) {
+        var body = ByteBuffer()
+        if let json { JSONWriter.write(json, into: &body) }
+        respond(status: status, headers: extra, body: body, contentType: json == nil ? nil : "application/json; charset=utf-8", close: close)
+    }
+
+    private func respond(status: HTTPResponseStatus, headers extra: [(String, String)], body: ByteBuffer, contentType: String?, close: Bool) {
+        guard let context else { return }
+        onInactive = nil
+        let close = close || closeAfterAnswer
+        var headers = HTTPHeaders()
+        if let contentType { headers.add(name: "content-type", value: contentType) }
+        headers.add(name: "content-length", value: String(body.readableBytes))
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        if close { headers.add(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if close {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+            mode = .streaming  // nothing more is read
+            waiting = []
+            return
+        }
+        mode = .http(forwarding: false)
+        let parked = waiting
+        waiting = []
+        for part in parked {
+            process(part, context: context)
+        }
+    }
+
+    private static func params(_ items: [(name: String, value: String)]) -> [String: String] {
+        var params: [String: String] = [:]
+        for item in items { params[item.name] = item.value }  // the last value wins, as in Phoenix
+        return params
+    }
+
+    private func connectRequest(_ head: HTTPRequestHead, path: String, items: [(name: String, value: String)], params: [String: String]) -> ConnectRequest {
+        var authToken: String?
+        if let authorization = head.headers.first(name: "Authorization"), authorization.lowercased().hasPrefix("bearer ") {
+            authToken = String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        }
+        return ConnectRequest(
+            params: params,
+            queryItems: items,
+            headers: head.headers.map { (name: $0.name.lowercased(), value: $0.value) },
+            peerAddress: context.flatMap { PhoenixWebSocketUpgrader.peerAddress($0.channel) },
+            path: path,
+            authToken: authToken
+        )
+    }
+
+    /// Runs the socket's connect handler and continues on this loop with its result.
+    private func connect(_ socket: PhoenixSocket, _ request: ConnectRequest, then body: @escaping (ConnectResult) -> Void) {
+        guard let context else { return }
+        let promise = context.eventLoop.makePromise(of: ConnectResult.self)
+        promise.completeWithTask { await socket.accept(request) }
+        let loopBound = NIOLoopBound(body, eventLoop: context.eventLoop)
+        promise.futureResult.whenSuccess { loopBound.value($0) }
+    }
+
+    private func connection(transport: String, id: String?, assigns: Assigns, close: @escaping @Sendable (CloseReason) -> Void) -> Connection {
+        Connection(socketID: id, assigns: assigns, transport: transport, close: close)
+    }
+
+    // MARK: Server-Sent Events
+
+    private func startEventStream(_ head: HTTPRequestHead, socket: PhoenixSocket, pathTopic: String?) {
+        guard let context else { return }
+        guard head.method == .GET || head.method == .HEAD else {
+            return respond(status: .methodNotAllowed, headers: [("allow", "GET")], json: ["error": "event streams are read with GET"])
+        }
+        let (path, query) = QueryString.split(uri: head.uri)
+        let items = QueryString.parse(query)
+        let params = Self.params(items)
+        var topics: [String] = []
+        if let pathTopic { topics.append(pathTopic) }
+        for item in items where item.name == "topics" || item.name == "topic" {
+            topics += item.value.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        var seen = Set<String>()
+        topics = topics.filter { seen.insert($0).inserted }
+        guard !topics.isEmpty else {
+            return respond(status: .badRequest, json: ["error": "no topic: use ?topics=a,b or a path ending in the topic"])
+        }
+        guard socket.configuration.checkOrigin.allows(origin: head.headers.first(name: "Origin")) else {
+            return respond(status: .forbidden, json: ["error": "origin not allowed"])
+        }
+        // Each topic is joined with the query parameters (other than the topic list) as its payload.
+        var payload: [String: JSONValue] = [:]
+        for (name, value) in params where name != "topics" && name != "topic" {
+            payload[name] = .string(value)
+        }
+        let origin = head.headers.first(name: "Origin")
+        let request = connectRequest(head, path: path, items: items, params: params)
+        connect(socket, request) { [self] result in
+            guard self.context != nil else { return }  // the client left while we decided
+            switch result {
+            case .refuse(let status, let reason):
+                respond(status: HTTPResponseStatus(statusCode: status), json: ["error": .string(reason ?? "connection refused")])
+            case .accept(let id, let assigns):
+                let handler = EventStreamHandler(eventLoop: context.eventLoop, keepAlive: socket.configuration.eventStreamKeepAlive, logger: logger)
+                let channel = context.channel
+                let connection = connection(transport: "sse", id: id, assigns: assigns) { reason in
+                    channel.eventLoop.execute { handler.close(reason) }
+                }
+                let session = PhoenixSession(socket: socket, transport: handler, serializer: .v2, connection: connection, logger: logger)
+                onInactive = { handler.abandon() }
+                handler.join(topics: topics, payload: .object(payload), session: session) { [self] outcome in
+                    guard self.context != nil else { return handler.abandon() }
+                    switch outcome {
+                    case .joined:
+                        open(handler, retry: socket.configuration.eventStreamRetry, origin: origin, maxQueuedBytes: socket.configuration.maxQueuedBytes, headOnly: head.method == .HEAD)
+                    case .refused(let topic, let reason):
+                        handler.abandon()
+                        var body: [String: JSONValue] = ["error": .string(reason)]
+                        if !topic.isEmpty { body["topic"] = .string(topic) }
+                        respond(status: .forbidden, json: .object(body))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers with the stream's head and hands the connection to the stream's handler.
+    private func open(_ handler: EventStreamHandler, retry: TimeAmount, origin: String?, maxQueuedBytes: Int, headOnly: Bool) {
+        guard let context else { return handler.abandon() }
+        onInactive = nil
+        mode = .streaming
+        waiting = []
+        tookOver()
+        let pipeline = context.pipeline.syncOperations
+        do {
+            if let upgrader = try? pipeline.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self) {
+                pipeline.removeHandler(upgrader, promise: nil)
+            }
+            // From here on the stream writes raw bytes: the HTTP encoder must not see them.
+            let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
+            pipeline.removeHandler(encoder, promise: nil)
+            var head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\nconnection: close\r\n"
+            if let origin {
+                head += "access-control-allow-origin: \(origin)\r\naccess-control-allow-credentials: true\r\nvary: origin\r\n"
+            }
+            head += "\r\n"
+            var bytes = ByteBuffer(string: head)
+            if headOnly {
+                handler.abandon()
+                let channel = context.channel
+                context.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
+                return
+            }
+            var retryLine = EventStreamEncoding.retry(milliseconds: Int(retry.nanoseconds / 1_000_000))
+            bytes.writeBuffer(&retryLine)
+            context.write(NIOAny(bytes), promise: nil)
+            let high = max(maxQueuedBytes, 1024)
+            try context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
+            // The stream's handler goes right after this one: its writes pass only the handlers in
+            // front (the request decoder ignores them), and it sees the connection's end first.
+            try pipeline.addHandler(handler, position: .after(self))
+        } catch {
+            logger.debug("could not open event stream", metadata: ["error": "\(error)"])
+            handler.abandon()
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Long-poll
+
+    private func longPoll(_ head: HTTPRequestHead, body: ByteBuffer, socket: PhoenixSocket, registry: LongPollRegistry) {
+        guard let context else { return }
+        let cors: [(String, String)] = [("access-control-allow-origin", head.headers.first(name: "Origin") ?? "*"), ("cache-control", "no-store")]
+        func answer(_ json: JSONValue) {
+            respond(status: .ok, headers: cors, json: json)
+        }
+        switch head.method {
+        case .OPTIONS:
+            var headers = cors
+            headers.append(("access-control-allow-headers", head.headers.first(name: "Access-Control-Request-Headers") ?? ""))
+            headers.append(("access-control-allow-methods", "get, post, options"))
+            headers.append(("access-control-max-age", "3600"))
+            return respond(status: .ok, headers: headers, json: nil)
+        case .GET, .POST:
+            break
+        default:
+            return respond(status: .badRequest, json: nil)
+        }
+        guard socket.configuration.checkOrigin.allows(origin: head.headers.first(name: "Origin")) else {
+            return answer(["status": 403])
+        }
+        let (path, query) = QueryString.split(uri: head.uri)
+        let items = QueryString.parse(query)
+        // The session token: the header, else the last `token` parameter (older phoenix.js appends
+        // its own after the app's, and Phoenix keeps the last one).
+        let token = head.headers.first(name: "X-Phoenix-Longpoll-Token") ?? items.last { $0.name == "token" }?.value
+        let existing = token.flatMap { registry.session($0) }
+        if head.method == .POST {
+            guard let session = existing else { return answer(["status": 410]) }
+            let messages = Self.longPollMessages(body, contentType: head.headers.first(name: "Content-Type"))
+            let replyLoop = context.eventLoop
+            let respondOnLoop = NIOLoopBound({ (json: JSONValue) in answer(json) }, eventLoop: replyLoop)
+            session.eventLoop.execute {
+                var result: JSONValue = ["status": 200]
+                if let phoenix = session.session, !session.closed {
+                    for message in messages {
+                        let failure: CloseReason?
+                        switch message {
+                        case .text(let text): failure = phoenix.receive(text: text)
+                        case .binary(let binary): failure = phoenix.receive(binary: binary)
+                        case .invalid(let detail): failure = .invalidMessage(detail)
+                        }
+                        if let failure {
+                            session.close(failure)
+                            result = ["status": 400, "error": .string(failure.reason)]
+                            break
+                        }
+                    }
+                } else {
+                    result = ["status": 410]
+                }
+                let answered = result
+                replyLoop.execute { respondOnLoop.value(answered) }
+            }
+            return
+        }
+        if let session = existing {
+            parkPoll(session, token: token ?? "", answer: answer)
+            return
+        }
+        // A GET without a live session opens one (Phoenix answers 410 with the new token).
+        let params = Self.params(items.filter { $0.name != "token" || token == nil })
+        guard let serializer = PhoenixSerializer.negotiate(vsn: params["vsn"]) else { return answer(["status": 403]) }
+        let request = connectRequest(head, path: path, items: items, params: params)
+        connect(socket, request) { [self] result in
+            guard let context = self.context else { return }
+            switch result {
+            case .refuse:
+                answer(["status": 403])
+            case .accept(let id, let assigns):
+                let newToken = registry.newToken()
+                let transport = LongPollSession(
+                    token: newToken, eventLoop: context.eventLoop, serializer: serializer, registry: registry,
+                    window: socket.configuration.longPollWindow, maxQueuedBytes: socket.configuration.maxQueuedBytes, logger: logger
+                )
+                let loop = context.eventLoop
+                let connection = connection(transport: "longpoll", id: id, assigns: assigns) { reason in
+                    loop.execute { transport.close(reason) }
+                }
+                transport.start(PhoenixSession(socket: socket, transport: transport, serializer: serializer, connection: connection, logger: logger))
+                registry.add(transport)
+                answer(["status": 410, "token": .string(newToken), "messages": []])
+            }
+        }
+    }
+
+    /// Waits for the session's next messages (or the window's end) and answers the poll.
+    private func parkPoll(_ session: LongPollSession, token: String, answer: @escaping (JSONValue) -> Void) {
+        guard let context else { return }
+        let replyLoop = context.eventLoop
+        let respondOnLoop = NIOLoopBound({ [self] (result: LongPollSession.PollAnswer) in
+            guard self.context != nil else { return }
+            switch result {
+            case .gone:
+                answer(["status": 410])
+            case .noContent:
+                answer(["status": 204, "token": .string(token), "messages": []])
+            case .messages(let messages):
+                // The messages are JSON string literals already: splice them in.
+                var body = ByteBuffer()
+                body.writeString("{\"status\":200,\"token\":")
+                JSONWriter.writeString(token, into: &body)
+                body.writeString(",\"messages\":[")
+                for (index, var message) in messages.enumerated() {
+                    if index > 0 { body.writeString(",") }
+                    body.writeBuffer(&message)
+                }
+                body.writeString("]}")
+                respond(
+                    status: .ok,
+                    headers: [("access-control-allow-origin", "*"), ("cache-control", "no-store")],
+                    body: body, contentType: "application/json; charset=utf-8", close: false
+                )
+            }
+        }, eventLoop: replyLoop)
+        let abandoned = NIOLoopBoundBox(false, eventLoop: replyLoop)
+        onInactive = {
+            abandoned.value = true
+            session.eventLoop.execute { session.pollAbandoned() }
+        }
+        session.eventLoop.execute {
+            session.poll { result in
+                replyLoop.execute {
+                    guard !abandoned.value else { return }
+                    respondOnLoop.value(result)
+                }
+            }
+        }
+    }
+
+    enum LongPollMessage {
+        case text(ByteBuffer)
+        case binary(ByteBuffer)
+        case invalid(String)
+    }
+
+    /// The messages of a long-poll POST: with `application/x-ndjson`, up to 100 lines (`[`: a V2
+    /// text message, else a base64 binary frame; empty lines skipped); otherwise the whole body is
+    /// one text message.
+    static func longPollMessages(_ body: ByteBuffer, contentType: String?) -> [LongPollMessage] {
+        guard contentType == "application/x-ndjson" else { return [.text(body)] }
+        var messages: [LongPollMessage] = []
+        let text = String(buffer: body)
+        for line in text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }).prefix(100) {
+            if line.hasPrefix("[") {
+                messages.append(.text(ByteBuffer(string: String(line))))
+            } else if let data = Data(base64Encoded: String(line)) {
+                messages.append(.binary(ByteBuffer(bytes: data)))
+            } else {
+                messages.append(.invalid("a batch line is neither JSON nor base64"))
+            }
+        }
+        return messages
+    }
+}
