@@ -78,6 +78,7 @@ let package = Package(
             dependencies: [
                 "Switchboard",
                 "SwitchboardHummingbird",
+                "SwitchboardRedis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -108,8 +109,11 @@ let package = Package(
                 "Switchboard",
                 "SwitchboardRESP",
                 "SwitchboardRedis",
+                "SwitchboardHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(

@@ -10,7 +10,7 @@ import Switchboard
 /// | route | body | answer |
 /// | --- | --- | --- |
 /// | `POST /api/broadcast` | `{"topic","event","payload"}` or `{"messages": [ … ]}` | 202 `{"published": n}` |
-/// | `GET /api/topics` | | 200 `{"topics": [{"topic", "subscribers"}]}` (this node) |
+/// | `GET /api/topics` | | 200 `{"topics": [{"topic", "subscribers"}]}` (cluster totals with `clusterCounts`, else this node) |
 /// | `GET /api/topics/{topic}` | | 200 `{"topic", "subscribers"}` |
 /// | `POST /api/disconnect` | `{"user": "42"}` or `{"socket_id": "…"}` | 202 `{}` |
 public struct HubAPI: Sendable {
@@ -22,6 +22,9 @@ public struct HubAPI: Sendable {
     public var maxBatchSize = 1000
     /// The socket id of a user for `POST /api/disconnect {"user": …}`.
     public var socketID: @Sendable (String) -> String = { "user_socket:\($0)" }
+    /// Subscriber counts summed over every node (e.g. `RedisBroker.clusterSubscriberCounts`), for
+    /// the topic routes; `nil` (or a failure) shows this node's counts.
+    public var clusterCounts: (@Sendable () async throws -> [String: Int])?
 
     public init(hub: Hub, apiKey: String) {
         self.hub = hub
@@ -37,10 +40,12 @@ public struct HubAPI: Sendable {
     public func register<Context: RequestContext>(on router: Router<Context>) {
         let api = router.group("api").add(middleware: APIKeyMiddleware<Context>(key: apiKey))
         api.post("broadcast") { request, _ in try await self.broadcast(request) }
-        api.get("topics") { _, _ in self.topics() }
+        api.get("topics") { _, _ in await self.topics() }
         api.get("topics/{topic}") { _, context in
-            let topic = context.parameters.get("topic") ?? ""
-            return Self.json(.ok, ["topic": .string(topic), "subscribers": .int(Int64(self.hub.localSubscriberCount(topic: topic)))])
+            let raw = context.parameters.get("topic") ?? ""
+            let topic = raw.removingPercentEncoding ?? raw  // clients encode the `:` of `room:lobby`
+            let count = await self.counts()[topic] ?? 0
+            return Self.json(.ok, ["topic": .string(topic), "subscribers": .int(Int64(count))])
         }
         api.post("disconnect") { request, _ in try await self.disconnect(request) }
     }
@@ -70,8 +75,14 @@ public struct HubAPI: Sendable {
         return Self.json(.accepted, ["published": .int(Int64(broadcasts.count))])
     }
 
-    func topics() -> Response {
-        let topics = hub.localTopics().sorted { $0.key < $1.key }.map { JSONValue.object(["topic": .string($0.key), "subscribers": .int(Int64($0.value))]) }
+    /// Cluster totals when available, else this node's counts.
+    func counts() async -> [String: Int] {
+        if let clusterCounts, let counts = try? await clusterCounts() { return counts }
+        return hub.localTopics()
+    }
+
+    func topics() async -> Response {
+        let topics = await counts().sorted { $0.key < $1.key }.map { JSONValue.object(["topic": .string($0.key), "subscribers": .int(Int64($0.value))]) }
         return Self.json(.ok, ["topics": .array(topics)])
     }
 

@@ -1,12 +1,16 @@
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import Switchboard
 import SwitchboardHummingbird
+import SwitchboardRedis
 
 /// The no-configuration server: the Phoenix socket at `/socket` with the demo channels.
 enum DemoServer {
-    static func makeApplication(host: String, port: Int, apiKey: String, logger: Logger) -> some ApplicationProtocol {
-        let hub = Hub(logger: logger)
+    /// - Parameter redis: joins other nodes through Redis when given; one in-memory node otherwise.
+    static func makeApplication(host: String, port: Int, apiKey: String, redis: RedisBroker? = nil, logger: Logger) -> some ApplicationProtocol {
+        let hub = redis.map { Hub(nodeID: $0.nodeID, broker: $0, logger: logger) } ?? Hub(logger: logger)
+        redis?.countSubscribers(of: hub)
         var socket = PhoenixSocket(hub: hub) { request in
             var assigns = Assigns()
             if let user = request.params["user_id"], !user.isEmpty {
@@ -37,12 +41,16 @@ enum DemoServer {
             "Switchboard is running. Phoenix socket: ws://\(host):\(port)/socket/websocket (topics room:*, ticker, notifications:<user_id>).\n"
         }
         router.get("/health") { _, _ in HTTPResponse.Status.ok }
-        HubAPI(hub: hub, apiKey: apiKey).register(on: router)
+        var api = HubAPI(hub: hub, apiKey: apiKey)
+        if let redis { api.clusterCounts = { try await redis.clusterSubscriberCounts() } }
+        api.register(on: router)
+        var services: [any Service] = [TickerService(hub: hub)]
+        if let redis { services.append(redis) }
         return Application(
             router: router,
             server: .switchboard(sockets: ["/socket": socket], plainChannels: plainChannels),
             configuration: .init(address: .hostname(host, port: port), serverName: "switchboard"),
-            services: [TickerService(hub: hub)],
+            services: services,
             logger: logger
         )
     }

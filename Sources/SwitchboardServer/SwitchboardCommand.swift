@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import Switchboard
 import SwitchboardHummingbird
+import SwitchboardRedis
 
 /// `switchboard`: a realtime server speaking Phoenix Channels.
 @main
@@ -25,6 +26,9 @@ struct SwitchboardCommand: AsyncParsableCommand {
     @Option(help: "API key for the HTTP API (Authorization: Bearer <key>). Default: $SWITCHBOARD_API_KEY, else a random key printed at start.")
     var apiKey: String?
 
+    @Option(help: "Redis URL (redis://[[user]:password@]host[:port][/db]): nodes with the same Redis act as one. Default: $SWITCHBOARD_REDIS_URL; unset: one in-memory node.")
+    var redis: String?
+
     func run() async throws {
         var logger = Logger(label: "switchboard")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
@@ -37,7 +41,11 @@ struct SwitchboardCommand: AsyncParsableCommand {
             key = HubAPI.generateKey()
             print("switchboard: no API key configured; generated one for this run: \(key)")
         }
-        let app = DemoServer.makeApplication(host: host, port: port, apiKey: key, logger: logger)
+        var broker: RedisBroker?
+        if let url = redis ?? ProcessInfo.processInfo.environment["SWITCHBOARD_REDIS_URL"], !url.isEmpty {
+            broker = RedisBroker(configuration: try RedisBroker.Configuration(url: url), logger: logger)
+        }
+        let app = DemoServer.makeApplication(host: host, port: port, apiKey: key, redis: broker, logger: logger)
         try await app.runService()
     }
 }
