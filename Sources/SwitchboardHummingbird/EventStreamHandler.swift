@@ -2,15 +2,18 @@ import Logging
 import NIOCore
 import Switchboard
 
-/// One Server-Sent Events stream: the transport of a Phoenix session whose topics were joined
-/// from the request (`GET /events?topics=a,b`), owned by this NIO handler (no task per stream).
+/// One Server-Sent Events stream, owned by this NIO handler (no task per stream): the transport
+/// of a Phoenix session whose topics were joined from the request (`GET /events?topics=a,b`), or
+/// of a plain-channel client.
 ///
-/// Before the response starts, the session's join replies decide the request: all joined → the
-/// stream opens; any refused → the request is answered with 403 and the reason (never a
-/// half-open stream). What the channels send before the stream opens is kept and sent first.
-/// Broadcasts arrive pre-encoded in `FrameFormat.serverSentEvents` (encoded once per broadcast);
-/// pushes and replies come from the session as Phoenix V2 frames and are rewritten here (they are
-/// per-connection anyway). The write-buffer high-water mark is the outbound limit, as for WebSocket.
+/// Phoenix: before the response starts, the session's join replies decide the request: all
+/// joined → the stream opens; any refused → the request is answered with 403 and the reason
+/// (never a half-open stream). What the channels send before the stream opens is kept and sent
+/// first. Pushes and replies come from the session as Phoenix V2 frames and are rewritten here
+/// (they are per-connection anyway). Plain: what the handler sends to the client is one JSON value
+/// per message, sent as an unnamed event (`onmessage`).
+/// Broadcasts arrive pre-encoded in the stream's format (`FrameFormat.serverSentEvents`: encoded
+/// once per broadcast). The write-buffer high-water mark is the outbound limit, as for WebSocket.
 final class EventStreamHandler: ChannelInboundHandler, PhoenixTransport, @unchecked Sendable {
     // @unchecked: every mutable property is used only on `eventLoop` (NIO calls handler methods
     // there, the session calls the transport methods there, and the request router too).
@@ -23,11 +26,18 @@ final class EventStreamHandler: ChannelInboundHandler, PhoenixTransport, @unchec
         case refused(topic: String, reason: String)
     }
 
+    /// What the messages the session sends are: Phoenix V2 frames, or plain JSON texts.
+    enum Messages {
+        case phoenix
+        case plain
+    }
+
     let eventLoop: any EventLoop
-    var broadcastFormat: FrameFormat { .serverSentEvents }
+    let broadcastFormat: FrameFormat
+    private let messages: Messages
     private let keepAlive: TimeAmount
     private let logger: Logger
-    private var session: PhoenixSession?
+    private var session: (any WebSocketSessionDelegate)?
     private var context: ChannelHandlerContext?
     /// Written before the stream opened, in order.
     private var pending: [ByteBuffer] = []
@@ -38,10 +48,24 @@ final class EventStreamHandler: ChannelInboundHandler, PhoenixTransport, @unchec
     private var needsFlush = false
     private var closed = false
 
-    init(eventLoop: any EventLoop, keepAlive: TimeAmount, logger: Logger) {
+    init(eventLoop: any EventLoop, messages: Messages = .phoenix, format: FrameFormat = .serverSentEvents, keepAlive: TimeAmount, logger: Logger) {
         self.eventLoop = eventLoop
+        self.messages = messages
+        self.broadcastFormat = format
         self.keepAlive = keepAlive
         self.logger = logger
+    }
+
+    /// A plain-channel client: started once the stream is open.
+    func attach(_ session: any WebSocketSessionDelegate) {
+        eventLoop.preconditionInEventLoop()
+        self.session = session
+    }
+
+    /// Starts the attached session (after the stream's head went out).
+    func startAttached() {
+        guard !closed else { return }
+        session?.start()
     }
 
     /// Joins `topics` (each with `payload`), then calls `done` once with the outcome.
@@ -143,7 +167,22 @@ final class EventStreamHandler: ChannelInboundHandler, PhoenixTransport, @unchec
     // MARK: PhoenixTransport
 
     func send(_ frame: EncodedFrame) {
-        guard !closed, !frame.isBinary else { return }  // binary pushes have no SSE form
+        guard !closed, !frame.isBinary else { return }  // binary messages have no SSE form
+        if messages == .plain {
+            var event = ByteBufferAllocator().buffer(capacity: frame.bytes.readableBytes + 8)
+            event.writeStaticString("data: ")
+            var text = frame.bytes
+            // A text with line breaks is sent as several `data:` lines (the client joins them).
+            while let newline = text.readableBytesView.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) {
+                var line = text.readSlice(length: newline - text.readerIndex)!
+                text.moveReaderIndex(forwardBy: 1)
+                event.writeBuffer(&line)
+                event.writeStaticString("\ndata: ")
+            }
+            event.writeBuffer(&text)
+            event.writeStaticString("\n\n")
+            return write(event)
+        }
         guard case .array(let fields)? = try? JSONParser.parse(frame.bytes), fields.count == 5,
             let topic = fields[2].stringValue, let event = fields[3].stringValue
         else { return }

@@ -25,7 +25,7 @@ enum SwitchboardUpgradeResult: Sendable {
 /// The decision taken while building the upgrade response, used when installing the handlers.
 enum UpgradeDecision: Sendable {
     case accepted(socket: PhoenixSocket, serializer: PhoenixSerializer, id: String?, assigns: Assigns)
-    case plain(PlainChannelConfiguration, makeSession: @Sendable (WebSocketConnectionHandler, Connection) -> any WebSocketSessionDelegate)
+    case plain(PlainChannelConfiguration, assigns: Assigns, makeSession: @Sendable (any PhoenixTransport, Connection) -> any WebSocketSessionDelegate)
     case refused(status: Int, reason: String?)
 }
 
@@ -143,8 +143,8 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             case .refuse(let status, let reason):
                 decision.value = .refused(status: status, reason: reason)
                 throw UpgradeRefused()
-            case .accept(let configuration, let makeSession):
-                decision.value = .plain(configuration, makeSession: makeSession)
+            case .accept(let configuration, let assigns, let makeSession):
+                decision.value = .plain(configuration, assigns: assigns, makeSession: makeSession)
                 var headers = initialResponseHeaders
                 headers.add(name: "Sec-WebSocket-Accept", value: Self.acceptValue(for: key))
                 return headers
@@ -153,7 +153,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
     }
 
     func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<SwitchboardUpgradeResult> {
-        if case .plain(let configuration, let makeSession) = decision.value {
+        if case .plain(let configuration, let assigns, let makeSession) = decision.value {
             return channel.eventLoop.makeCompletedFuture {
                 try installHandlers(
                     channel: channel,
@@ -162,7 +162,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
                     idleTimeout: configuration.idleTimeout,
                     maxQueuedBytes: configuration.maxQueuedBytes
                 ) { handler in
-                    makeSession(handler, Self.connection(channel: channel, socketID: nil, assigns: Assigns(), transport: "websocket"))
+                    makeSession(handler, Self.connection(channel: channel, socketID: nil, assigns: assigns, transport: "websocket"))
                 }
                 return .webSocket
             }

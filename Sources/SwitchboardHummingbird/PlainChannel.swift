@@ -47,6 +47,18 @@ public struct PlainChannel: Sendable {
         broadcast(json: try JSONValue(encoding: value), toRoom: room, event: event)
     }
 
+    /// Sends a JSON value to the clients of the channel on this node whose context (what `connect`
+    /// returned) passes `filter`. Encoded once; the filter runs per client; other nodes' clients
+    /// are not reached (a closure cannot travel to them).
+    public func broadcast<ClientContext: Sendable>(json: JSONValue, event: String = PlainChannel.messageEvent, where filter: @escaping @Sendable (ClientContext) -> Bool) {
+        hub.broadcast(topic: topic, event: event, payload: json) { connection in
+            (connection.assigns[Self.contextKey] as ClientContext?).map(filter) ?? false
+        }
+    }
+
+    /// Where a client's context is kept in its connection's assigns.
+    static let contextKey = "switchboard.plain.context"
+
     /// The connections in a room on this node.
     public func connections(inRoom room: String) -> [Connection] {
         hub.localConnections(topic: topic(room: room))
@@ -233,7 +245,7 @@ final class PlainClientCore: WebSocketSessionDelegate, @unchecked Sendable {
     // subscriptions are behind a lock; the rest is immutable or Sendable.
     let id: SubscriberID
     let hub: Hub
-    let transport: WebSocketConnectionHandler
+    let transport: any PhoenixTransport
     let connection: Connection
     let format: FrameFormat
     let mailbox = SerialMailbox()
@@ -250,7 +262,7 @@ final class PlainClientCore: WebSocketSessionDelegate, @unchecked Sendable {
 
     let maxPendingMessages: Int
 
-    init(hub: Hub, transport: WebSocketConnectionHandler, connection: Connection, format: FrameFormat, maxPendingMessages: Int, logger: Logger) {
+    init(hub: Hub, transport: any PhoenixTransport, connection: Connection, format: FrameFormat, maxPendingMessages: Int, logger: Logger) {
         self.maxPendingMessages = maxPendingMessages
         self.id = SubscriberID.next(node: hub.nodeID)
         self.hub = hub

@@ -22,6 +22,15 @@ public struct PlainChannelConfiguration: Sendable {
     public var checkOrigin: OriginPolicy = .any
     /// Most messages waiting for one client's callbacks; past it the connection is closed (1008).
     public var maxPendingMessages: Int = 1000
+    /// Also serve the route to Server-Sent Events clients (`GET` with `Accept: text/event-stream`):
+    /// they are clients like the others, that only listen.
+    public var eventStreams = true
+    /// How broadcasts reach Server-Sent Events clients (encoded once per broadcast): by default
+    /// `event: <event>`, `data: <payload>` (the default event name `message` fires `onmessage`).
+    public var eventStreamFormat: FrameFormat = .serverSentEvents
+    /// Keep-alive comment interval and reconnection hint for Server-Sent Events clients.
+    public var eventStreamKeepAlive: TimeAmount = .seconds(15)
+    public var eventStreamRetry: TimeAmount = .seconds(2)
 
     public init() {}
 }
@@ -30,7 +39,7 @@ public struct PlainChannelConfiguration: Sendable {
 /// Hummingbird routes (groups, URL variables, middleware); `plainChannel` routes record their
 /// decision here instead of answering.
 public struct PlainUpgradeContext: RequestContext {
-    public struct Source: RequestContextSource {
+    public struct Source: RequestContextSource, Sendable {
         public let logger: Logger
         let decision: PlainUpgradeDecisionBox
         let peerAddress: String?
@@ -49,7 +58,8 @@ public struct PlainUpgradeContext: RequestContext {
 
 /// What a plain-channel route decided for one upgrade request.
 enum PlainUpgradeDecision: Sendable {
-    case accept(PlainChannelConfiguration, makeSession: @Sendable (WebSocketConnectionHandler, Connection) -> any WebSocketSessionDelegate)
+    /// `assigns` go on the client's `Connection` (they hold the client's context, for filters).
+    case accept(PlainChannelConfiguration, assigns: Assigns, makeSession: @Sendable (any PhoenixTransport, Connection) -> any WebSocketSessionDelegate)
     case refuse(status: Int, reason: String)
 }
 
@@ -93,9 +103,13 @@ extension RouterMethods where Context == PlainUpgradeContext {
                 context.decision.value.withLock { $0 = .refuse(status: status, reason: reason) }
             case .accept(let clientContext):
                 let logger = context.logger
+                var assigns = Assigns()
+                assigns[PlainChannel.contextKey] = clientContext
                 context.decision.value.withLock {
-                    $0 = .accept(configuration) { transport, connection in
-                        let format = configuration.chooseFormat?(connectRequest) ?? configuration.format
+                    $0 = .accept(configuration, assigns: assigns) { transport, connection in
+                        let format = transport is EventStreamHandler
+                            ? configuration.eventStreamFormat
+                            : configuration.chooseFormat?(connectRequest) ?? configuration.format
                         let core = PlainClientCore(hub: channel.hub, transport: transport, connection: connection, format: format, maxPendingMessages: configuration.maxPendingMessages, logger: logger)
                         let client = PlainClient(context: clientContext, request: connectRequest, channel: channel, core: core)
                         core.onStart = {

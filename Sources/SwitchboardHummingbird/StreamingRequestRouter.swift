@@ -1,7 +1,10 @@
 import Foundation
+import HTTPTypes
+import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTPTypesHTTP1
 import Switchboard
 
 /// Where Server-Sent Events and long-poll requests are served, by path.
@@ -10,8 +13,10 @@ struct StreamingEndpoints: Sendable {
     var eventStreams: [(path: String, socket: PhoenixSocket)] = []
     /// Long-poll mounts: `{socket mount}/longpoll`, each with its sessions.
     var longPolls: [(path: String, socket: PhoenixSocket, registry: LongPollRegistry)] = []
+    /// The plain-channel routes, asked about `GET` requests that accept `text/event-stream`.
+    var plainResponder: PlainUpgradeResponder?
 
-    var isEmpty: Bool { eventStreams.isEmpty && longPolls.isEmpty }
+    var isEmpty: Bool { eventStreams.isEmpty && longPolls.isEmpty && plainResponder == nil }
 }
 
 /// Sits in every HTTP connection's pipeline, right after the request decoder, and takes the
@@ -40,9 +45,11 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
         case streaming
     }
 
-    private enum Endpoint {
+    fileprivate enum Endpoint {
         case eventStream(PhoenixSocket, pathTopic: String?)
         case longPoll(PhoenixSocket, LongPollRegistry)
+        /// Maybe a plain channel's route: the plain router decides (else the request goes on to HTTP).
+        case plainEventStream
     }
 
     private let endpoints: StreamingEndpoints
@@ -117,7 +124,7 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
                 mode = .busy
                 respond(status: .badRequest, json: ["error": "request head inside a request body"], close: true)
             case .body(var chunk):
-                let limit = socket(of: endpoint).configuration.maxMessageSize
+                let limit = endpoint.maxBodySize
                 if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
                     mode = .busy
                     return respond(status: .payloadTooLarge, json: ["error": "request body too large"], close: true)
@@ -132,17 +139,13 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
                     startEventStream(head, socket: socket, pathTopic: pathTopic)
                 case .longPoll(let socket, let registry):
                     longPoll(head, body: body ?? ByteBuffer(), socket: socket, registry: registry)
+                case .plainEventStream:
+                    startPlainEventStream(head, body: body)
                 }
             }
         }
     }
 
-    private func socket(of endpoint: Endpoint) -> PhoenixSocket {
-        switch endpoint {
-        case .eventStream(let socket, _): return socket
-        case .longPoll(let socket, _): return socket
-        }
-    }
 
     private func endpoint(for head: HTTPRequestHead) -> Endpoint? {
         let path = QueryString.split(uri: head.uri).path
@@ -155,6 +158,11 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
         }
         for (mount, socket, registry) in endpoints.longPolls where path == mount + "/longpoll" {
             return .longPoll(socket, registry)
+        }
+        if endpoints.plainResponder != nil, head.method == .GET,
+            head.headers[canonicalForm: "Accept"].contains(where: { $0.lowercased().hasPrefix("text/event-stream") })
+        {
+            return .plainEventStream
         }
         return nil
     }
@@ -331,11 +339,64 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
         }
     }
 
+    // MARK: Plain channels over Server-Sent Events
+
+    /// Asks the plain-channel routes about an event-stream request: a route that accepts gets a
+    /// client whose transport is the stream; no route → the request goes on to the HTTP server.
+    private func startPlainEventStream(_ head: HTTPRequestHead, body: ByteBuffer?) {
+        guard let context, let plainResponder = endpoints.plainResponder else { return }
+        guard let request = try? HTTPRequest(head, secure: false, splitCookie: false) else {
+            return respond(status: .badRequest, json: ["error": "invalid request"])
+        }
+        let box = PlainUpgradeDecisionBox()
+        let source = PlainUpgradeContext.Source(logger: logger, decision: box, peerAddress: PhoenixWebSocketUpgrader.peerAddress(context.channel))
+        let promise = context.eventLoop.makePromise(of: PlainUpgradeDecision?.self)
+        promise.completeWithTask {
+            _ = try? await plainResponder(Request(head: request, body: .init(buffer: ByteBuffer())), PlainUpgradeContext(source: source))
+            return box.value.withLock { $0 }
+        }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let origin = head.headers.first(name: "Origin")
+        promise.futureResult.whenSuccess { decision in
+            let router = loopBound.value
+            guard let context = router.context else { return }
+            switch decision {
+            case .accept(let configuration, let assigns, let makeSession) where configuration.eventStreams:
+                let handler = EventStreamHandler(eventLoop: context.eventLoop, messages: .plain, format: configuration.eventStreamFormat, keepAlive: configuration.eventStreamKeepAlive, logger: router.logger)
+                let channel = context.channel
+                let connection = Connection(socketID: nil, assigns: assigns, transport: "sse") { reason in
+                    channel.eventLoop.execute { handler.close(reason) }
+                }
+                handler.attach(makeSession(handler, connection))
+                router.open(handler, retry: configuration.eventStreamRetry, origin: origin, maxQueuedBytes: configuration.maxQueuedBytes, headOnly: false)
+                handler.startAttached()
+            case .refuse(let status, let reason):
+                router.respond(status: HTTPResponseStatus(statusCode: status), json: ["error": .string(reason)])
+            case .accept, .none:
+                router.passOn(head, body: body, context: context)
+            }
+        }
+    }
+
+    /// Hands a request we held back to the HTTP server after all, then goes on as usual.
+    private func passOn(_ head: HTTPRequestHead, body: ByteBuffer?, context: ChannelHandlerContext) {
+        mode = .http(forwarding: false)
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+        if let body { context.fireChannelRead(wrapInboundOut(.body(body))) }
+        context.fireChannelRead(wrapInboundOut(.end(nil)))
+        context.fireChannelReadComplete()
+        let parked = waiting
+        waiting = []
+        for part in parked {
+            process(part, context: context)
+        }
+    }
+
     // MARK: Long-poll
 
     private func longPoll(_ head: HTTPRequestHead, body: ByteBuffer, socket: PhoenixSocket, registry: LongPollRegistry) {
         guard let context else { return }
-        let cors: [(String, String)] = [("access-control-allow-origin", head.headers.first(name: "Origin") ?? "*"), ("cache-control", "no-store")]
+        let cors: [(String, String)] = [("access-control-allow-origin", "*"), ("cache-control", "no-store")]
         func answer(_ json: JSONValue) {
             respond(status: .ok, headers: cors, json: json)
         }
@@ -394,7 +455,8 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
             return
         }
         // A GET without a live session opens one (Phoenix answers 410 with the new token).
-        let params = Self.params(items.filter { $0.name != "token" || token == nil })
+        // All parameters reach the connect handler (older phoenix.js sends the app's `token` here).
+        let params = Self.params(items)
         guard let serializer = PhoenixSerializer.negotiate(vsn: params["vsn"]) else { return answer(["status": 403]) }
         let request = connectRequest(head, path: path, items: items, params: params)
         connect(socket, request) { [self] result in
@@ -486,5 +548,16 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
             }
         }
         return messages
+    }
+}
+
+extension StreamingRequestRouter.Endpoint {
+    /// Largest request body read for this endpoint.
+    var maxBodySize: Int {
+        switch self {
+        case .eventStream(let socket, _): return socket.configuration.maxMessageSize
+        case .longPoll(let socket, _): return socket.configuration.maxMessageSize
+        case .plainEventStream: return 1 << 16
+        }
     }
 }

@@ -50,6 +50,7 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         var streaming = StreamingEndpoints()
         streaming.eventStreams = eventStreams.map { (path: Self.mountPath($0.key), socket: $0.value) }
         streaming.longPolls = self.sockets.filter { $0.socket.configuration.longPoll }.map { (path: $0.path, socket: $0.socket, registry: LongPollRegistry()) }
+        streaming.plainResponder = plainResponder
         self.streaming = streaming
     }
 

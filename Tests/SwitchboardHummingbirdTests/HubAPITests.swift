@@ -25,7 +25,7 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
 }
 
 /// One HTTP/1.1 request with `Connection: close`, over a plain socket.
-func http(_ method: String, port: Int, path: String, body: String? = nil, key: String? = TestServer.apiKey) async throws -> HTTPResult {
+func http(_ method: String, port: Int, path: String, body: String? = nil, key: String? = TestServer.apiKey, headers: [String] = []) async throws -> HTTPResult {
     let group = MultiThreadedEventLoopGroup.singleton
     let loop = group.next()
     let done = loop.makePromise(of: ByteBuffer.self)
@@ -36,6 +36,7 @@ func http(_ method: String, port: Int, path: String, body: String? = nil, key: S
         .connect(host: "127.0.0.1", port: port).get()
     var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     if let key { request += "Authorization: Bearer \(key)\r\n" }
+    for header in headers { request += header + "\r\n" }
     let bytes = Array((body ?? "").utf8)
     if body != nil { request += "Content-Type: application/json\r\n" }
     request += "Content-Length: \(bytes.count)\r\n\r\n"

@@ -219,7 +219,7 @@ struct StreamingTransportTests {
     @Test("a long-poll session that is not polled for 1.5 windows ends and its channels terminate")
     func longPollExpiry() async throws {
         var configuration = PhoenixSocket.Configuration()
-        configuration.longPollWindow = .milliseconds(200)
+        configuration.longPollWindow = .seconds(1)
         try await TestServer.run(configuration: configuration) { server in
             let opened = try await http("GET", port: server.port, path: "/socket/longpoll?vsn=2.0.0", key: nil)
             guard let token = opened.json?["token"]?.stringValue else { throw TestFailure("no token") }
@@ -232,13 +232,65 @@ struct StreamingTransportTests {
             #expect(first.json?["status"] == 200)  // the join reply was waiting
             let empty = try await http("GET", port: server.port, path: "/socket/longpoll?token=\(token)", key: nil)
             #expect(empty.json == ["status": 204, "token": .string(token), "messages": []])
-            #expect(ContinuousClock.now - started >= .milliseconds(190))
+            #expect(ContinuousClock.now - started >= .milliseconds(990))
             #expect(await eventually { server.hub.localSubscriberCount(topic: "room:exp") == 0 }, "the session did not expire")
             #expect(await eventually { server.log.all.contains { $0.hasPrefix("terminate room:exp") } })
             let gone = try await http("GET", port: server.port, path: "/socket/longpoll?token=\(token)", key: nil)
             #expect(gone.json?["status"] == 410)
             #expect(gone.json?["token"]?.stringValue != token)
             #expect(await eventually { server.log.aliveTrackedConnections == 0 })
+        }
+    }
+
+    @Test("a plain channel serves Server-Sent Events clients too: connect decides, connected/disconnected run, sends and room broadcasts arrive")
+    func plainChannelEventStream() async throws {
+        try await TestServer.run { server in
+            let sse = try await RawHTTPConnection.connect(port: server.port)
+            try await sse.get("/plain/r1/socket/ann", headers: ["Accept: text/event-stream"])
+            #expect(await sse.waitFor("data: "))
+            #expect(sse.text.hasPrefix("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream"))
+            let hello = sse.text.components(separatedBy: "data: ").dropFirst().first?.prefix { $0 != "\n" } ?? ""
+            #expect(try JSONParser.parse(String(hello)) == ["hello": "ann", "room": "r1"])
+            #expect(server.log.all.contains("plain connected ann"))
+            // A WebSocket client of the same channel talks to the room; the SSE client hears it.
+            let ws = try await server.plain(room: "r1", user: "bob")
+            try await ws.send(#"{"op":"say","text":"hi"}"#)
+            #expect(await sse.waitFor("event: message\ndata: "))
+            #expect(sse.text.contains("id: test:r1:1\nevent: message\n"))
+            // Refusals answer with the handler's status and reason.
+            let refused = try await http("GET", port: server.port, path: "/plain/r1/socket/mallory", key: nil, headers: ["Accept: text/event-stream"])
+            #expect(refused.status == 401)
+            #expect(refused.json == ["error": "not you"])
+            // Without Accept: text/event-stream, the path is not a stream (the HTTP router answers).
+            let ordinary = try await http("GET", port: server.port, path: "/plain/r1/socket/ann", key: nil)
+            #expect(ordinary.status == 404)
+            await sse.close()
+            #expect(await eventually { server.log.all.contains("plain disconnected ann") })
+            #expect(await eventually { server.hub.localSubscriberCount(topic: "test:r1") == 1 })
+            await ws.close()
+            #expect(await eventually { server.log.aliveTrackedConnections == 0 })
+        }
+    }
+
+    @Test("a filtered plain-channel broadcast reaches only the clients whose context passes, over WebSocket and SSE")
+    func filteredBroadcast() async throws {
+        try await TestServer.run { server in
+            let ann = try await RawHTTPConnection.connect(port: server.port)
+            try await ann.get("/plain/f/socket/ann", headers: ["Accept: text/event-stream"])
+            #expect(await ann.waitFor("data: "))
+            let bob = try await server.plain(room: "f", user: "bob")
+            let carl = try await server.plain(room: "f", user: "carl")
+            let channel = server.hub.plainChannel("test")
+            channel.broadcast(json: ["only": "ann and carl"], where: { (client: TestPlainChannel.Client) in client.user != "bob" })
+            channel.broadcast(json: ["to": "all"])
+            #expect(try await carl.receiveJSON() == ["only": "ann and carl"])
+            #expect(try await carl.receiveJSON() == ["to": "all"])
+            #expect(try await bob.receiveJSON() == ["to": "all"])
+            #expect(await ann.waitFor("event: message\ndata: ", count: 2))
+            #expect(ann.text.contains(#"{"only":"ann and carl"}"#))
+            await ann.close()
+            await bob.close()
+            await carl.close()
         }
     }
 }

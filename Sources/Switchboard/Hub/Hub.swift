@@ -55,12 +55,22 @@ public final class Hub: Sendable {
 
     /// Publishes to every subscriber of the broadcast's topic except `broadcast.excluding`.
     public func publish(_ broadcast: Broadcast) {
+        // A filter cannot travel to other nodes: a filtered broadcast stays on this one.
+        guard broadcast.filter == nil else { return deliverLocally(broadcast) }
         broker.publish(broadcast)
     }
 
     /// Closes every connection (on every node) whose socket id is `socketID`.
     public func disconnect(socketID: String) {
         broker.publish(Broadcast(topic: socketID, event: PhoenixEvent.disconnect, payload: .json(.emptyObject)))
+    }
+
+    /// Delivers `payload` to the subscribers of `topic` on this node whose connection passes
+    /// `filter` (encoded once, like any broadcast; the filter runs per subscriber).
+    public func broadcast(topic: String, event: String, payload: JSONValue, filter: @escaping @Sendable (Connection) -> Bool) {
+        var broadcast = Broadcast(topic: topic, event: event, payload: .json(payload))
+        broadcast.filter = filter
+        deliverLocally(broadcast)
     }
 
     /// Delivers a broadcast to this node's subscribers only. Brokers call this for what they receive.
@@ -92,6 +102,7 @@ public final class Hub: Sendable {
                 let local = shared.map { (format, frame) in (format, frame.map { ByteBuffer(buffer: $0) }) }
                 for subscriber in subscribers {
                     if let excluded = broadcast.excluding, excluded == subscriber.id { continue }
+                    if let filter = broadcast.filter, !filter(subscriber.connection) { continue }
                     var frame: ByteBuffer?
                     if let wanted = subscriber.frameFormat {
                         for (format, encoded) in local where format === wanted {

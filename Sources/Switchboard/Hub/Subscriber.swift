@@ -11,6 +11,9 @@ public struct Broadcast: Sendable {
     /// Its position in the topic on this node (1, 2, 3…), stamped by the hub at delivery. Counts
     /// restart when a topic has had no subscriber here; the history feature makes them durable.
     public var position: UInt64?
+    /// Delivered only to connections for which this is true (evaluated per subscriber on this
+    /// node; a closure cannot travel to other nodes, so filtered broadcasts are node-local).
+    public var filter: (@Sendable (Connection) -> Bool)?
 
     public init(topic: String, event: String, payload: Payload, excluding: SubscriberID? = nil) {
         self.topic = topic
