@@ -82,7 +82,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            resources: [.copy("Web")]  // the demo page and switchboard.js, served by WebAssets
         ),
         // The `switchboard-bench` load generator (lean NIO clients; see BENCHMARKS.md).
         .executableTarget(

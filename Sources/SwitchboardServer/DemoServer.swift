@@ -24,6 +24,7 @@ enum DemoServer {
         socket.channel("notifications:*", NotificationsChannel())
         socket.channel("realtime:*", RealtimeChannel())
         socket.channel("public:*", PublicChannel())
+        socket.channel("online", OnlineChannel())
 
         // Plain WebSocket channels (no envelope), on the same hub.
         let plainChannels = Router(context: PlainUpgradeContext.self)
@@ -37,9 +38,7 @@ enum DemoServer {
 
         let router = Router()
         addTodoRoutes(to: router, plainChannels: plainChannels, hub: hub)
-        router.get("/") { _, _ in
-            "Switchboard is running. Phoenix socket: ws://\(host):\(port)/socket/websocket (topics room:*, ticker, notifications:<user_id>).\n"
-        }
+        WebAssets.load(logger: logger).register(on: router)  // the demo page at /, /switchboard.js
         router.get("/health") { _, _ in HTTPResponse.Status.ok }
         var api = HubAPI(hub: hub, apiKey: apiKey)
         if let redis { api.clusterCounts = { try await redis.clusterSubscriberCounts() } }

@@ -7,15 +7,6 @@ struct TickerChannel: TopicChannel {
     }
 }
 
-/// `notifications:<id>`: only the connection whose `user_id` connect param is `<id>` may join.
-struct NotificationsChannel: TopicChannel {
-    func join(topic: String, payload: JSONValue, socket: inout ChannelSocket) async throws -> JoinResult {
-        let owner = topic.dropFirst("notifications:".count)
-        guard let user: String = socket.assigns["user_id"], user == owner else { return .refuse("unauthorized") }
-        return .ok()
-    }
-}
-
 /// `public:<name>`: anyone may join; only the server and the HTTP API publish; nothing is sent on
 /// join or leave (the plain fan-out case: dashboards, price tickers, benchmarks).
 struct PublicChannel: TopicChannel {
