@@ -88,6 +88,7 @@ extension BenchCommand {
             total.heartbeatReplies += snapshot.heartbeatReplies
             total.otherFrames += snapshot.otherFrames
             total.malformed += snapshot.malformed
+            total.streamComments += snapshot.streamComments
         }
         var slowestBroadcasts: [(id: Int, completion: UInt64, deliveries: Int)] = []
         var completion = LoopStats.makeHistogram()
@@ -209,6 +210,7 @@ extension BenchCommand {
         summary.add("duplicated", total.duplicates)
         summary.add("out_of_order", total.outOfOrder)
         summary.add("unexpected", total.unexpected)
+        if wireProtocol == .sse { summary.add("sse_comments", total.streamComments) }
         summary.add("drained", drained)
         summary.add("latency_us_p50", Int(percentile(50)))
         summary.add("latency_us_p90", Int(percentile(90)))

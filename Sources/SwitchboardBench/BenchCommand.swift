@@ -14,7 +14,7 @@ extension SubscriberConfiguration.WireProtocol: ExpressibleByArgument {}
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard-bench",
-        abstract: "Fan-out and connection-capacity load generator for Switchboard (Phoenix Channels over WebSocket).",
+        abstract: "Fan-out and connection-capacity load generator for Switchboard (Phoenix Channels over WebSocket, and Server-Sent Events).",
         discussion: """
             Fan-out (default): opens --subscribers WebSocket connections (ramped, spread over \
             127.0.0.1..127.0.0.N), joins each to --topic, then publishes --rate messages/s for \
@@ -28,14 +28,20 @@ struct BenchCommand: ParsableCommand {
             Raw WebSocket peers (e.g. nginx + nchan): --protocol raw --url ws://127.0.0.1:8080/sub/bench \
             --publish-url http://127.0.0.1:8080/pub/bench (the body defaults to the raw payload).
 
+            Server-Sent Events: --protocol sse --url http://127.0.0.1:4000/events/public:bench \
+            --topic public:bench (Switchboard), or --protocol sse --url http://127.0.0.1:8080/sub/bench \
+            --publish-url http://127.0.0.1:8080/pub/bench (nchan's EventSource subscribers). Each \
+            subscriber sends GET with Accept: text/event-stream, expects a 200 text/event-stream \
+            head, and takes every event's data as one payload.
+
             Only loopback targets (127.0.0.0/8) are accepted. Every phase is bounded in time.
             """
     )
 
-    @Option(help: "Subscriber WebSocket URL (ws://, loopback only). For v1/v2 the vsn query parameter is added.")
+    @Option(help: "Subscriber URL (loopback only): ws:// for v2, v1 and raw (for v1/v2 the vsn query parameter is added), http:// for sse.")
     var url = "ws://127.0.0.1:4000/socket/websocket"
 
-    @Option(name: .customLong("protocol"), help: "v2 (Phoenix V2 JSON), v1 (Phoenix V1 JSON) or raw (plain WebSocket, no join, no heartbeat).")
+    @Option(name: .customLong("protocol"), help: "v2 (Phoenix V2 JSON), v1 (Phoenix V1 JSON), raw (plain WebSocket, no join, no heartbeat) or sse (Server-Sent Events over HTTP/1.1).")
     var wireProtocol = SubscriberConfiguration.WireProtocol.v2
 
     @Option(help: "Subscriber connections.")
@@ -56,7 +62,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Bind subscribers to 127.0.0.1 … 127.0.0.N in turn, so more than one ephemeral port range is available (1 = do not bind).")
     var sourceAddresses = 4
 
-    @Option(help: "Seconds between Phoenix heartbeats per connection (0 = none).")
+    @Option(help: "Seconds between Phoenix heartbeats per connection (raw: WebSocket pings, so a server's idle timeout does not close a long run; 0 = none).")
     var heartbeat = 30.0
 
     @Option(help: "Seconds allowed for each TCP connect, and again for the upgrade and join.")
@@ -136,23 +142,23 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        var subscriberURL = try BenchURL(url, allowed: [.ws])
+        var subscriberURL = try BenchURL(url, allowed: wireProtocol == .sse ? [.http] : [.ws])
         switch wireProtocol {
         case .v2: subscriberURL = subscriberURL.addingQueryItem("vsn", "2.0.0")
         case .v1: subscriberURL = subscriberURL.addingQueryItem("vsn", "1.0.0")
-        case .raw: break
+        case .raw, .sse: break
         }
         let threadCount = threads ?? max(1, System.coreCount / 2)
         let subscriberConfiguration = SubscriberConfiguration(
             wireProtocol: wireProtocol, url: subscriberURL, topic: topic, joinPayload: joinPayload,
-            heartbeatInterval: wireProtocol == .raw ? 0 : heartbeat, handshakeTimeout: connectTimeout,
+            heartbeatInterval: wireProtocol == .sse ? 0 : heartbeat, handshakeTimeout: connectTimeout,
             publisherConnections: publishConnections
         )
         let publisherConfiguration = try makePublisherConfiguration(subscriberURL: subscriberURL)
         if let serverPid, ProcessStats.sample(pid: serverPid) == nil {
             throw BenchError("--server-pid \(serverPid): cannot read /proc/\(serverPid)/stat")
         }
-        if idle, heartbeat == 0 || heartbeat >= 60, wireProtocol != .raw, duration >= 60 {
+        if idle, heartbeat == 0 || heartbeat >= 60, wireProtocol != .sse, duration >= 60 {
             Output.warn("warning: without heartbeats under 60 s a Phoenix server closes idle connections after 60 s")
         }
 

@@ -19,4 +19,5 @@ struct LoopSnapshot: Sendable {
     var heartbeatReplies = 0
     var otherFrames = 0
     var malformed = 0
+    var streamComments = 0
 }

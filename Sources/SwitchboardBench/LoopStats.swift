@@ -23,6 +23,8 @@ final class LoopStats {
     var otherFrames = 0
     /// Deliveries naming a publisher connection the bench does not have.
     var malformed = 0
+    /// SSE comment lines (keep-alives) read.
+    var streamComments = 0
 
     init(counters: LoopCounters) {
         self.counters = counters
@@ -59,6 +61,7 @@ final class LoopStats {
         snapshot.lastDelivery = lastDelivery
         snapshot.otherFrames = otherFrames
         snapshot.malformed = malformed
+        snapshot.streamComments = streamComments
         for subscriber in subscribers where subscriber.wasJoined {
             let distinct = subscriber.received - subscriber.duplicates
             snapshot.subscribers += 1

@@ -1,9 +1,10 @@
 import NIOCore
 
 /// One subscriber: a raw TCP connection that does the HTTP upgrade by hand, reads WebSocket
-/// frames, joins the topic (Phoenix) and sends heartbeats, and checks every delivery. No task,
-/// no async channel: it is a plain handler on its event loop, so a connection costs a few
-/// hundred bytes of bench state and no context switches.
+/// frames, joins the topic (Phoenix) and sends heartbeats, and checks every delivery; or (SSE)
+/// sends one event-stream request and reads events. No task, no async channel: it is a plain
+/// handler on its event loop, so a connection costs a few hundred bytes of bench state and no
+/// context switches.
 final class SubscriberHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -21,7 +22,7 @@ final class SubscriberHandler: ChannelInboundHandler {
     private let counters: BenchCounters
     private var state = State.connecting
     private var context: ChannelHandlerContext?
-    /// Bytes read but not yet parsed (a partial frame or HTTP head); nil when none.
+    /// Bytes read but not yet parsed (a partial frame, event or HTTP head); nil when none.
     private var inbound: ByteBuffer?
     private var fragment: ByteBuffer?
     private var fragmentOpcode: UInt8 = 0
@@ -64,7 +65,11 @@ final class SubscriberHandler: ChannelInboundHandler {
         state = .upgrading
         context.writeAndFlush(wrapOutboundOut(configuration.upgradeRequest), promise: nil)
         handshakeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(configuration.handshakeTimeout * 1e9))) {
-            self.fail(self.state == .upgrading ? "no 101 answer to the upgrade in time" : "no join reply in time")
+            if self.state != .upgrading {
+                self.fail("no join reply in time")
+            } else {
+                self.fail(self.configuration.wireProtocol == .sse ? "no answer to the event-stream request in time" : "no 101 answer to the upgrade in time")
+            }
         }
         context.fireChannelActive()
     }
@@ -112,7 +117,7 @@ final class SubscriberHandler: ChannelInboundHandler {
     func closeForShutdown() {
         guard let context, state != .closed else { return }
         closingByBench = true
-        if state == .joining || state == .joined {
+        if state == .joining || state == .joined, configuration.wireProtocol != .sse {
             var frame = context.channel.allocator.buffer(capacity: 8)
             WebSocketFrame.writeMasked(opcode: WebSocketFrame.close, payload: [0x03, 0xE8], into: &frame)
             context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
@@ -125,6 +130,10 @@ final class SubscriberHandler: ChannelInboundHandler {
     private func process(_ buffer: inout ByteBuffer, now: UInt64) {
         if state == .upgrading {
             guard readUpgradeAnswer(&buffer) else { return }
+        }
+        if configuration.wireProtocol == .sse {
+            if state == .joined { readEvents(&buffer, now: now) }
+            return
         }
         while state == .joining || state == .joined {
             switch WebSocketFrame.read(from: &buffer, maxPayload: configuration.maxFrameSize) {
@@ -155,6 +164,25 @@ final class SubscriberHandler: ChannelInboundHandler {
         let head = buffer.readString(length: end) ?? ""
         let statusLine = head.prefix { $0 != "\r" }
         let parts = statusLine.split(separator: " ", maxSplits: 2)
+        if configuration.wireProtocol == .sse {
+            guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1] == "200" else {
+                fail("event-stream request refused: \(statusLine)")
+                return false
+            }
+            let fields = head.lowercased()
+            guard fields.contains("\r\ncontent-type: text/event-stream") || fields.contains("\r\ncontent-type:text/event-stream") else {
+                fail("the answer is not text/event-stream")
+                return false
+            }
+            // Both peers end the body with the connection; a chunked stream would need de-chunking.
+            guard !fields.contains("\r\ntransfer-encoding:") else {
+                fail("chunked event streams are not supported by the bench")
+                return false
+            }
+            counters.upgraded.add(1, ordering: .relaxed)
+            markJoined()
+            return true
+        }
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1] == "101" else {
             fail("upgrade refused: \(statusLine)")
             return false
@@ -163,6 +191,7 @@ final class SubscriberHandler: ChannelInboundHandler {
         guard let context else { return false }
         if configuration.wireProtocol == .raw {
             markJoined()
+            scheduleHeartbeat()
         } else {
             state = .joining
             var frame = context.channel.allocator.buffer(capacity: configuration.joinMessage.count + 14)
@@ -214,6 +243,29 @@ final class SubscriberHandler: ChannelInboundHandler {
             }
         default:
             fail("unknown opcode \(frame.opcode)")
+        }
+    }
+
+    /// Takes the complete events off the front of `buffer` (the rest waits for more bytes).
+    private func readEvents(_ buffer: inout ByteBuffer, now: UInt64) {
+        let consumed = buffer.withUnsafeReadableBytes { bytes in
+            EventStreamParser.parse(bytes) { block in self.event(block, now: now) }
+        }
+        buffer.moveReaderIndex(forwardBy: consumed)
+        if buffer.readableBytes > configuration.maxFrameSize { fail("event over the size limit") }
+    }
+
+    private func event(_ block: EventStreamParser.Block, now: UInt64) {
+        guard state == .joined else { return }
+        stats.streamComments &+= block.comments
+        guard let data = block.data else { return }  // comments, retry: no event
+        if let delivery = Delivery.parse(data) {
+            record(delivery, now: now)
+        } else if let name = block.event, EventStreamParser.equals(name, "switchboard:close") {
+            // Switchboard's last event before it ends a stream: {"code": …, "reason": …}.
+            serverCloseReason = String(decoding: UnsafeRawBufferPointer(rebasing: data.prefix(200)), as: UTF8.self)
+        } else {
+            stats.otherFrames += 1
         }
     }
 
@@ -295,7 +347,12 @@ final class SubscriberHandler: ChannelInboundHandler {
     private func sendHeartbeat() {
         guard let context, state == .joining || state == .joined else { return }
         var frame = context.channel.allocator.buffer(capacity: 64)
-        WebSocketFrame.writeMasked(opcode: WebSocketFrame.text, payload: configuration.heartbeatMessage(ref: nextRef), into: &frame)
+        if configuration.wireProtocol == .raw {
+            // No protocol above WebSocket: a ping keeps the server's idle timer from closing us.
+            WebSocketFrame.writeMasked(opcode: WebSocketFrame.ping, payload: [UInt8](), into: &frame)
+        } else {
+            WebSocketFrame.writeMasked(opcode: WebSocketFrame.text, payload: configuration.heartbeatMessage(ref: nextRef), into: &frame)
+        }
         nextRef += 1
         heartbeatsSent += 1
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
