@@ -2,6 +2,7 @@
 """Checks that every README code block preceded by `<!-- file: PATH -->` is exactly that file.
 
 The README's examples are real, compiled sources; this keeps the text from drifting away from them.
+`scripts/check-readme.py --fix` rewrites the blocks from the files.
 """
 import pathlib
 import re
@@ -9,7 +10,13 @@ import sys
 
 root = pathlib.Path(__file__).resolve().parent.parent
 readme = (root / "README.md").read_text()
-blocks = re.findall(r"<!-- file: (\S+) -->\n```swift\n(.*?)```", readme, re.S)
+pattern = re.compile(r"(<!-- file: (\S+) -->\n```swift\n)(.*?)```", re.S)
+if sys.argv[1:] == ["--fix"]:
+    # Rewrites every quoted block from its file (after editing a quoted source on purpose).
+    fixed = pattern.sub(lambda m: m.group(1) + (root / m.group(2)).read_text() + "```", readme)
+    (root / "README.md").write_text(fixed)
+    readme = fixed
+blocks = [(m.group(2), m.group(3)) for m in pattern.finditer(readme)]
 if not blocks:
     sys.exit("README.md has no <!-- file: --> code blocks")
 failed = False

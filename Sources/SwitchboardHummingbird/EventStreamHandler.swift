@@ -148,6 +148,7 @@ final class EventStreamHandler: ChannelInboundHandler, PhoenixTransport, @unchec
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if !context.channel.isWritable && !closed {
             logger.debug("closing slow event-stream consumer")
+            SwitchboardMetrics.slowConsumerClosed()
             closed = true
             context.close(promise: nil)
         }

@@ -140,11 +140,15 @@ public struct APIError: Error, HTTPResponseError {
     }
 }
 
-/// Requires `Authorization: Bearer <key>` (compared in constant time).
-struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+/// Requires `Authorization: Bearer <key>` (compared in constant time); answers 401 otherwise.
+public struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let key: String
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public init(key: String) {
+        self.key = key
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let header = request.headers[.authorization] ?? ""
         let prefix = "Bearer "
         guard header.hasPrefix(prefix) else {

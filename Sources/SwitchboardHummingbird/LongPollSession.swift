@@ -129,6 +129,7 @@ final class LongPollSession: PhoenixTransport, @unchecked Sendable {
         buffered.append(message)
         if bufferedBytes > maxQueuedBytes {
             logger.debug("closing long-poll session: too much waiting for a poll")
+            SwitchboardMetrics.slowConsumerClosed()
             close(.slowConsumer)
         }
     }

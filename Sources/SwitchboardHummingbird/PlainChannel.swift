@@ -326,6 +326,7 @@ final class PlainClientCore: WebSocketSessionDelegate, @unchecked Sendable {
     }
 
     private func deliver(_ message: PlainMessage) -> CloseReason? {
+        SwitchboardMetrics.messageReceived()
         guard let onMessage else { return nil }
         let depth = mailbox.enqueue { await onMessage(message) }
         return depth > maxPendingMessages ? CloseReason(code: 1008, reason: "too many pending messages") : nil

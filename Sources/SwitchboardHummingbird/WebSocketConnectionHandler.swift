@@ -170,6 +170,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
         if !context.channel.isWritable && !closing {
             // The outbound queue passed its limit: the client does not read fast enough.
             logger.debug("closing slow consumer")
+            SwitchboardMetrics.slowConsumerClosed()
             closing = true
             context.close(promise: nil)
         }

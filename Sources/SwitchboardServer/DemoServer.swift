@@ -40,6 +40,7 @@ enum DemoServer {
         addTodoRoutes(to: router, plainChannels: plainChannels, hub: hub)
         WebAssets.load(logger: logger).register(on: router)  // the demo page at /, /switchboard.js
         router.get("/health") { _, _ in HTTPResponse.Status.ok }
+        MetricsEndpoint.register(on: router, apiKey: apiKey)
         var api = HubAPI(hub: hub, apiKey: apiKey)
         if let redis { api.clusterCounts = { try await redis.clusterSubscriberCounts() } }
         api.register(on: router)

@@ -105,12 +105,16 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     /// Work that arrives after the channel's end (pipelined behind a join that was then refused,
     /// or sent just before the session forgot the ended channel) is answered as if the topic were
     /// not joined, as the client expects: `unmatched topic`, or ok for a leave.
+    ///
+    /// The answer always goes through the loop's task queue: the channel's last frame (a refused
+    /// join's reply, sent from the mailbox task) was queued there before the channel was marked
+    /// closed, so the answer cannot overtake it.
     private func answerAfterEnd(_ work: Work) {
         switch work {
         case .handleIn(let message):
-            session.send(session.serializer.encodeReply(joinRef: .null, ref: message.ref, topic: topic, status: "error", response: .json(["reason": "unmatched topic"])))
+            session.sendQueued(session.serializer.encodeReply(joinRef: .null, ref: message.ref, topic: topic, status: "error", response: .json(["reason": "unmatched topic"])))
         case .leave(let message):
-            session.send(session.serializer.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(.emptyObject)))
+            session.sendQueued(session.serializer.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(.emptyObject)))
         default:
             break
         }
@@ -178,6 +182,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         }
         switch result {
         case .ok(let response):
+            SwitchboardMetrics.joined(true)
             let reply = session.serializer.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(response))
             // The join reply must be the first frame of this join instance: send it, then
             // subscribe and release pushes made during join, all in one event-loop turn. The
@@ -201,6 +206,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
                 self.session.transport.flush()
             }.get()
         case .error(let response):
+            SwitchboardMetrics.joined(false)
             reply(to: message, status: "error", response: .json(response), stamp: message.joinRef)
             closeWithoutTerminate()
         }
@@ -328,6 +334,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     /// a channel whose handleOut (or room traffic) cannot keep up is a slow consumer.
     func closeIfOverloaded(_ depth: Int) {
         if depth > session.socket.configuration.maxPendingMessages {
+            SwitchboardMetrics.slowConsumerClosed()
             session.logger.debug("closing: channel mailbox over its limit", metadata: ["switchboard.topic": "\(topic)"])
             session.transport.close(.slowConsumer)
         }

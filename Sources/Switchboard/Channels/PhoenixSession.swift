@@ -77,6 +77,7 @@ public final class PhoenixSession: @unchecked Sendable {
     /// Handles a text frame. Returns a close reason when the frame is invalid enough to end the connection.
     public func receive(text: ByteBuffer) -> CloseReason? {
         eventLoop.preconditionInEventLoop()
+        SwitchboardMetrics.messageReceived()
         do {
             let message = try serializer.decode(text: text)
             handle(message)
@@ -89,6 +90,7 @@ public final class PhoenixSession: @unchecked Sendable {
     /// Handles a binary frame. Returns a close reason when the frame cannot be read.
     public func receive(binary: ByteBuffer) -> CloseReason? {
         eventLoop.preconditionInEventLoop()
+        SwitchboardMetrics.messageReceived()
         do {
             let message = try serializer.decode(binary: binary)
             handle(message)
@@ -143,6 +145,7 @@ public final class PhoenixSession: @unchecked Sendable {
     /// Ends a connection that sends events faster than its channel handles them.
     private func closeIfOverloaded(_ depth: Int) {
         guard depth > socket.configuration.maxPendingMessages else { return }
+        SwitchboardMetrics.slowConsumerClosed()
         logger.debug("closing: too many pending messages")
         transport.close(CloseReason(code: 1008, reason: "too many pending messages"))
     }
@@ -192,6 +195,12 @@ public final class PhoenixSession: @unchecked Sendable {
         } else {
             eventLoop.execute { self.sendNow(frame) }
         }
+    }
+
+    /// Sends a frame behind every task already queued on the event loop (even from the loop).
+    func sendQueued(_ frame: EncodedFrame?) {
+        guard let frame else { return }
+        eventLoop.execute { self.sendNow(frame) }
     }
 
     private func sendNow(_ frame: EncodedFrame?) {

@@ -50,6 +50,11 @@ public final class Connection: Sendable, Identifiable {
         self.assigns = assigns
         self.transport = transport
         self.closeHandler = close
+        SwitchboardMetrics.connectionOpened(transport)
+    }
+
+    deinit {
+        SwitchboardMetrics.connectionClosed(transport)
     }
 
     /// Closes the connection (from any thread); it leaves all its topics and rooms.

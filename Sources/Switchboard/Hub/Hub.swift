@@ -94,6 +94,8 @@ public final class Hub: Sendable {
             frames.append((format, format.encode(broadcast)))
         }
         let shared = frames
+        let start = NIODeadline.now()
+        SwitchboardMetrics.broadcastDelivered()
         for group in entry.groups {
             let subscribers = group.subscribers
             group.loop.execute {
@@ -115,6 +117,7 @@ public final class Hub: Sendable {
                 for subscriber in subscribers {
                     subscriber.flushBatch()
                 }
+                SwitchboardMetrics.delivered(subscribers.count, since: start)
             }
         }
     }
