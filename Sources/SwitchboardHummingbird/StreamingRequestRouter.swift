@@ -332,6 +332,13 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
             // The stream's handler goes right after this one: its writes pass only the handlers in
             // front (the request decoder ignores them), and it sees the connection's end first.
             try pipeline.addHandler(handler, position: .after(self))
+            // The stream needs no HTTP parsing any more: take the request decoder and this router
+            // out, so every write and read passes fewer handlers (leftover input reaches the
+            // stream's handler, which ignores it).
+            if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+                pipeline.removeHandler(decoder, promise: nil)
+            }
+            pipeline.removeHandler(context: context, promise: nil)
         } catch {
             logger.debug("could not open event stream", metadata: ["error": "\(error)"])
             handler.abandon()
