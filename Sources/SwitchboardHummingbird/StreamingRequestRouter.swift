@@ -61,7 +61,11 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
     private var waiting: [HTTPServerRequestPart] = []
     private var context: ChannelHandlerContext?
     /// Undo for whatever our request in progress waits on (a pending SSE join, a parked poll).
-    private var onInactive: (() -> Void)?
+    private var onInactive: (() -> Void)? {
+        didSet { if onInactive == nil { onQuiesce = nil } }
+    }
+    /// What to do with our request in progress when the server shuts down (a parked poll).
+    private var onQuiesce: (() -> Void)?
     /// The request being answered asked for `connection: close` (or is HTTP/1.0 without keep-alive).
     private var closeAfterAnswer = false
 
@@ -88,6 +92,15 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         process(unwrapInboundIn(data), context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent, let quiesce = onQuiesce {
+            onQuiesce = nil
+            onInactive = nil
+            quiesce()
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
@@ -521,6 +534,13 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
         onInactive = {
             abandoned.value = true
             session.eventLoop.execute { session.pollAbandoned() }
+        }
+        // The server stops: answer the poll at once (410: the session is gone, so phoenix.js
+        // reconnects, elsewhere) instead of holding shutdown for the rest of the window.
+        onQuiesce = { [self] in
+            abandoned.value = true
+            session.eventLoop.execute { session.close(.serviceRestart) }
+            respond(status: .ok, headers: [("access-control-allow-origin", "*"), ("cache-control", "no-store")], json: ["status": 410], close: true)
         }
         session.eventLoop.execute {
             session.poll { result in
