@@ -19,6 +19,7 @@ enum DemoServer {
             }
             return .accept(assigns: assigns)
         }
+        socket.channel(DashboardChannel.topic, DashboardChannel(apiKey: apiKey))  // first: a config's `*` route would take it
         socket.channel("room:*", RoomChannel())
         socket.channel("ticker", TickerChannel())
         socket.channel("notifications:*", NotificationsChannel())
@@ -44,7 +45,7 @@ enum DemoServer {
         var api = HubAPI(hub: hub, apiKey: apiKey)
         if let redis { api.clusterCounts = { try await redis.clusterSubscriberCounts() } }
         api.register(on: router)
-        var services: [any Service] = [TickerService(hub: hub)]
+        var services: [any Service] = [TickerService(hub: hub), DashboardService(hub: hub, recentErrors: RecentErrorsLogHandler.recentErrors(of: logger))]
         if let redis { services.append(redis) }
         return Application(
             router: router,

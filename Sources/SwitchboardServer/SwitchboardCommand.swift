@@ -31,6 +31,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
 
     func run() async throws {
         var logger = Logger(label: "switchboard")
+        logger.handler = RecentErrorsLogHandler(wrapping: logger.handler)  // the dashboard's recent errors
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let key: String
         if let apiKey, !apiKey.isEmpty {

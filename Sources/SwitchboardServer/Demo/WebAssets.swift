@@ -4,7 +4,8 @@ import Logging
 import NIOCore
 
 /// The demo page and `switchboard.js`: the files of the target's `Web` resource folder, read once
-/// at start and served from memory at `/<file name>`, with `index.html` also at `/`.
+/// at start and served from memory at `/<file name>`, with `index.html` also at `/` and
+/// `dashboard.html` at `/dashboard`.
 ///
 /// Each answer carries its content type, `Cache-Control: no-cache` and an `ETag`, so browsers
 /// revalidate (a `304` costs a few bytes) and always see the files of the running server.
@@ -34,6 +35,7 @@ struct WebAssets: Sendable {
             let asset = Asset(body: ByteBuffer(bytes: data), contentType: contentType(of: name), eTag: eTag(of: data))
             assets["/\(name)"] = asset
             if name == "index.html" { assets["/"] = asset }
+            if name == "dashboard.html" { assets["/dashboard"] = asset }
         }
         return WebAssets(assets: assets)
     }
