@@ -38,6 +38,7 @@ public struct HubAPI: Sendable {
 
     /// Adds the routes under `/api` to `router`.
     public func register<Context: RequestContext>(on router: Router<Context>) {
+        registerOpenAPI(on: router)
         let api = router.group("api").add(middleware: APIKeyMiddleware<Context>(key: apiKey))
         api.post("broadcast") { request, _ in try await self.broadcast(request) }
         api.get("topics") { _, _ in await self.topics() }
