@@ -225,3 +225,20 @@ final class PatternBox: Sendable {
     func record(_ message: RESPPubSubMessage) { items.withLock { $0.append("\(message.pattern ?? "-") \(message.channel)") } }
     var values: [String] { items.withLock { $0 } }
 }
+
+@Suite("RESP client backoff")
+struct RESPBackoffTests {
+    @Test("reconnect delays double from the first delay up to the cap, with jitter between half and all of it")
+    func backoff() {
+        var configuration = RESPClient.Configuration()
+        configuration.reconnectDelay = .milliseconds(100)
+        configuration.maxReconnectDelay = .seconds(5)
+        let client = RESPClient(configuration: configuration)
+        for (failures, full) in [(0, 100), (1, 100), (2, 200), (3, 400), (6, 3200), (7, 5000), (100, 5000)] {
+            for _ in 0..<20 {
+                let delay = client.reconnectDelay(failures: failures)
+                #expect(delay >= .milliseconds(full / 2) && delay <= .milliseconds(full), "failures \(failures): \(delay)")
+            }
+        }
+    }
+}

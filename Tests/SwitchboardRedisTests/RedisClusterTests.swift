@@ -115,7 +115,8 @@ struct RedisClusterTests {
             let a = Node(port: server.port, name: "a"), b = Node(port: server.port, name: "b")
             try await withRunning([a, b]) {
                 let listener = a.subscriber("user_socket:42")
-                try await Self.waitSubscribed([a], "user_socket:42", expected: 1)
+                // Both connected (b publishes), only a subscribed.
+                try await Self.waitSubscribed([a, b], "user_socket:42", expected: 1)
                 b.hub.disconnect(socketID: "user_socket:42")
                 #expect(await eventually { listener.count == 1 })
                 #expect(listener.events == [PhoenixEvent.disconnect])
@@ -174,6 +175,31 @@ struct RedisClusterTests {
             #expect(onB.broadcasts.compactMap { $0.payload["i"]?.intValue } == (0..<1000).map { Int64($0) })
             // Pipelined in batches while Redis was frozen, not one write per publish.
             #expect(a.broker.statistics.batches < 100)
+        }
+    }
+
+    @Test("the queue to Redis is bounded: beyond it, publishes are dropped and counted (still delivered locally)")
+    func boundedQueue() async throws {
+        let server = try RedisServerProcess()
+        try await server.start()
+        defer { server.stop() }
+        let a = Node(port: server.port, name: "a") { $0.maxQueuedMessages = 10 }
+        let b = Node(port: server.port, name: "b")
+        try await withRunning([a, b]) {
+            let onA = a.subscriber("room:q"), onB = b.subscriber("room:q")
+            try await Self.waitSubscribed([a, b], "room:q")
+            try server.signal(SIGSTOP)
+            defer { try? server.signal(SIGCONT) }
+            for i in 0..<100 { a.hub.broadcast(topic: "room:q", event: "m", payload: ["i": .int(Int64(i))]) }
+            #expect(await eventually { onA.count == 100 })
+            // At most one batch in flight and ten queued (each at most the queue limit); the rest was dropped.
+            let dropped = a.broker.statistics.dropped
+            #expect(dropped >= 80 && dropped < 100)
+            try server.signal(SIGCONT)
+            #expect(await eventually { onB.count == 100 - dropped })
+            // What got through is still in order.
+            let received = onB.broadcasts.compactMap { $0.payload["i"]?.intValue }
+            #expect(received == received.sorted())
         }
     }
 }

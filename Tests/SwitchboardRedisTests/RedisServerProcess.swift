@@ -30,6 +30,7 @@ final class RedisServerProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             if await Self.accepts(port: port) { return }
+            if !process.isRunning { break }  // e.g. the port was taken after all
             try await Task.sleep(for: .milliseconds(20))
         }
         stop()
@@ -66,13 +67,19 @@ final class RedisServerProcess: @unchecked Sendable {
         }
     }
 
-    /// A port nothing listens on right now (bound and released by the kernel's choice).
+    /// A port nothing listens on right now. Chosen below Linux's ephemeral range (32768–60999), so
+    /// the kernel does not hand it to some outgoing connection between this check and the server's
+    /// bind (or while the server is down for a restart).
     static func freePort() throws -> Int {
-        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).wait()
-        defer { try? channel.close().wait() }
-        guard let port = channel.localAddress?.port else { throw RedisProcessError(message: "no port") }
-        return port
+        for _ in 0..<50 {
+            let candidate = Int.random(in: 20000..<32000)
+            guard let channel = try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: candidate).wait()
+            else { continue }
+            try? channel.close().wait()
+            return candidate
+        }
+        throw RedisProcessError(message: "no free port found")
     }
 }
 
