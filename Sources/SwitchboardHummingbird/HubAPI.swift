@@ -25,6 +25,9 @@ public struct HubAPI: Sendable {
     /// Subscriber counts summed over every node (e.g. `RedisBroker.clusterSubscriberCounts`), for
     /// the topic routes; `nil` (or a failure) shows this node's counts.
     public var clusterCounts: (@Sendable () async throws -> [String: Int])?
+    /// Checks the topic of each message before anything is published; a thrown `APIError` is the
+    /// answer (e.g. 422 `unknown_namespace`), and the whole batch is refused. `nil`: any topic.
+    public var validateTopic: (@Sendable (String) throws -> Void)?
 
     public init(hub: Hub, apiKey: String) {
         self.hub = hub
@@ -68,6 +71,7 @@ public struct HubAPI: Sendable {
             guard let topic = item["topic"]?.stringValue, !topic.isEmpty else { throw APIError(.unprocessableContent, "invalid_request", "topic must be a non-empty string\(at)") }
             guard let event = item["event"]?.stringValue, !event.isEmpty else { throw APIError(.unprocessableContent, "invalid_request", "event must be a non-empty string\(at)") }
             guard !event.hasPrefix("phx_"), event != PhoenixEvent.disconnect else { throw APIError(.unprocessableContent, "reserved_event", "event \(event) is reserved\(at)") }
+            try validateTopic?(topic)
             let payload = item["payload"] ?? .emptyObject
             guard payload.objectValue != nil else { throw APIError(.unprocessableContent, "invalid_request", "payload must be a JSON object\(at)") }
             broadcasts.append(Broadcast(topic: topic, event: event, payload: .json(payload)))

@@ -7,32 +7,27 @@ import SwitchboardRedis
 
 /// The no-configuration server: the Phoenix socket at `/socket` with the demo channels.
 enum DemoServer {
-    /// - Parameter redis: joins other nodes through Redis when given; one in-memory node otherwise.
-    static func makeApplication(host: String, port: Int, apiKey: String, redis: RedisBroker? = nil, logger: Logger) -> some ApplicationProtocol {
+    /// - Parameters:
+    ///   - redis: joins other nodes through Redis when given; one in-memory node otherwise.
+    ///   - access: namespaces, JWT verification and allowed origins (`.builtIn`: the demo's rules).
+    static func makeApplication(host: String, port: Int, apiKey: String, redis: RedisBroker? = nil, access: ServerAccess = .builtIn, logger: Logger) -> some ApplicationProtocol {
         let hub = redis.map { Hub(nodeID: $0.nodeID, broker: $0, logger: logger) } ?? Hub(logger: logger)
         redis?.countSubscribers(of: hub)
-        var socket = PhoenixSocket(hub: hub) { request in
-            var assigns = Assigns()
-            if let user = request.params["user_id"], !user.isEmpty {
-                assigns["user_id"] = user
-                return .accept(id: "user_socket:\(user)", assigns: assigns)
-            }
-            return .accept(assigns: assigns)
-        }
+        // Connect: JWT (or the demo's user_id param); topics: one channel per namespace (built in:
+        // room:*, ticker, notifications:*, realtime:*, public:*, online). See ServerAccess.
+        var socket = PhoenixSocket(hub: hub) { await access.connect($0) }
+        socket.configuration.checkOrigin = access.originPolicy
         socket.channel(DashboardChannel.topic, DashboardChannel(apiKey: apiKey))  // first: a config's `*` route would take it
-        socket.channel("room:*", RoomChannel())
-        socket.channel("ticker", TickerChannel())
-        socket.channel("notifications:*", NotificationsChannel())
-        socket.channel("realtime:*", RealtimeChannel())
-        socket.channel("public:*", PublicChannel())
-        socket.channel("online", OnlineChannel())
+        access.registerChannels(on: &socket)
 
         // Plain WebSocket channels (no envelope), on the same hub.
         let plainChannels = Router(context: PlainUpgradeContext.self)
         var subscriberConfiguration = PlainChannelConfiguration()
         subscriberConfiguration.chooseFormat = { $0.query["format"] == "envelope" ? .plainEnvelope : .plainPayload }
-        plainChannels.plainChannel("/ws/{topic}", channel: hub.plainChannel("ws"), configuration: subscriberConfiguration, handler: TopicSubscriberChannel())
+        subscriberConfiguration.checkOrigin = access.originPolicy
+        plainChannels.plainChannel("/ws/{topic}", channel: hub.plainChannel("ws"), configuration: subscriberConfiguration, handler: TopicSubscriberChannel(access: access))
         var chatConfiguration = PlainChannelConfiguration()
+        chatConfiguration.checkOrigin = access.originPolicy
         chatConfiguration.format = PlainChatChannel.format
         plainChannels.plainChannel("/chat/{room}", channel: hub.plainChannel("room"), configuration: chatConfiguration, handler: PlainChatChannel())
         plainChannels.plainChannel("/greet/{user}", channel: hub.plainChannel("greet"), handler: GreetingChannel())
@@ -44,6 +39,9 @@ enum DemoServer {
         MetricsEndpoint.register(on: router, apiKey: apiKey)
         var api = HubAPI(hub: hub, apiKey: apiKey)
         if let redis { api.clusterCounts = { try await redis.clusterSubscriberCounts() } }
+        api.validateTopic = { topic in
+            guard access.validatePublish(topic: topic) else { throw APIError(.unprocessableContent, "unknown_namespace", "topic \(topic) is in no namespace") }
+        }
         api.register(on: router)
         var services: [any Service] = [TickerService(hub: hub), DashboardService(hub: hub, recentErrors: RecentErrorsLogHandler.recentErrors(of: logger))]
         if let redis { services.append(redis) }

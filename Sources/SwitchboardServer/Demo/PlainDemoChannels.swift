@@ -1,28 +1,21 @@
 import Switchboard
 import SwitchboardHummingbird
 
-/// Which topics a client may subscribe to in the demo server, whatever the transport.
-enum DemoAuthorization {
-    static func mayJoin(topic: String, userID: String?) -> Result<Void, PlainMessageError> {
-        if topic.hasPrefix("notifications:") {
-            return topic.dropFirst("notifications:".count) == userID ?? "" ? .success(()) : .failure(PlainMessageError(code: "unauthorized", "unauthorized"))
-        }
-        if topic == "ticker" || topic.hasPrefix("room:") || topic.hasPrefix("public:") || topic.hasPrefix("realtime:") {
-            return .success(())
-        }
-        return .failure(PlainMessageError(code: "unknown_topic", "unknown topic \(topic)"))
-    }
-}
-
 /// `GET /ws/<topic>`: a plain WebSocket subscribed to one hub topic. Each message published to the
 /// topic arrives as its payload exactly (`?format=envelope` wraps it as `{"event","payload"}`).
-/// Clients may not publish through it.
+/// Who may subscribe is the topic's namespace's join rule (`ServerAccess.authorizePlain`). Where
+/// the namespace lets clients publish (a generic namespace with `publish: true`), a text frame
+/// holding a JSON object is published to the topic as event `message` (with `?format=envelope`,
+/// `{"event": …, "payload": {…}}` names the event), a binary frame as a binary `message`; the
+/// sender receives it too. Elsewhere a message is answered with a `read_only` error.
 struct TopicSubscriberChannel: PlainChannelHandler {
+    var access: ServerAccess = .builtIn
+
     func connect(_ request: PlainConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<String> {
         let topic = request.parameters["topic"] ?? ""
-        switch DemoAuthorization.mayJoin(topic: topic, userID: request.query["user_id"]) {
+        switch await access.authorizePlain(topic: topic, query: request.query, authorization: request.header("authorization")) {
         case .success: return .accept(topic)
-        case .failure(let error): return .refuse(status: 403, reason: error.message)
+        case .failure(let refusal): return .refuse(status: 403, reason: refusal.reason)
         }
     }
 
@@ -31,7 +24,25 @@ struct TopicSubscriberChannel: PlainChannelHandler {
     }
 
     func message(_ message: PlainMessage, from client: PlainClient<String>) async throws {
-        throw PlainMessageError(code: "read_only", "clients cannot publish to \(client.context)")
+        let topic = client.context
+        guard let namespace = access.namespaces.namespace(of: topic), namespace.clientPublish, namespace.behaviour == .generic else {
+            throw PlainMessageError(code: "read_only", "clients cannot publish to \(topic)")
+        }
+        if message.isBinary {
+            return client.channel.hub.broadcast(topic: topic, event: PlainChannel.messageEvent, payload: .binary(message.data))
+        }
+        let json = try message.json()
+        var event = PlainChannel.messageEvent
+        var payload = json
+        if client.request.query["format"] == "envelope", let name = json["event"]?.stringValue {
+            event = name
+            payload = json["payload"] ?? .emptyObject
+        }
+        guard payload.objectValue != nil else { throw PlainMessageError(code: "invalid_message", "publish a JSON object") }
+        guard !event.isEmpty, !event.hasPrefix("phx_"), event != PhoenixEvent.disconnect else {
+            throw PlainMessageError(code: "reserved_event", "event \(event) is reserved")
+        }
+        client.channel.hub.broadcast(topic: topic, event: event, payload: .json(payload))
     }
 }
 

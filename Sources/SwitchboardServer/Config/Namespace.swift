@@ -1,0 +1,88 @@
+/// A family of topics with the same rules: an exact topic (`ticker`) or a prefix (`chat:*`).
+///
+/// Who may join, whether clients may publish, and which built-in channel behaviour (if any) serves
+/// it. `presence`, `historySize`, `historyTTL` and `slowConsumer` are accepted and kept for the
+/// issues that implement them; they have no effect yet.
+struct Namespace: Sendable, Equatable {
+    /// Who may join a topic of the namespace.
+    enum JoinRule: String, Sendable, Equatable, CaseIterable {
+        /// Everyone, anonymous connections included.
+        case anyone
+        /// Connections that presented a valid token (with JWT off: those that named a `user_id`).
+        case authenticated
+        /// Connections whose token's topics claim allows the topic.
+        case token
+        /// The user whose id is the topic's suffix after the prefix (`notifications:<user id>`).
+        case owner
+    }
+
+    /// The code serving the namespace's topics.
+    enum Behaviour: String, Sendable, Equatable, CaseIterable {
+        /// Join rule and publish rule only: client events are rebroadcast to the topic when
+        /// publishing is allowed, refused otherwise.
+        case generic
+        /// The demo chat room (`RoomChannel`): `new_msg`, `user_joined`, `user_left`, `ping`.
+        case chat
+        /// The demo ticker (`TickerChannel`; `TickerService` ticks the `ticker` topic).
+        case ticker
+        /// The demo notifications (`NotificationsChannel`; meant for `notifications:*`).
+        case notifications
+        /// Supabase Realtime broadcast semantics (`RealtimeChannel`).
+        case realtime
+        /// The demo's live session count (`OnlineChannel`; meant for `online`).
+        case online
+    }
+
+    /// What happens to a subscriber that cannot keep up (not active yet: the session's own
+    /// limit, disconnect, applies).
+    enum SlowConsumerPolicy: String, Sendable, Equatable, CaseIterable {
+        case disconnect
+        case dropOldest = "drop_oldest"
+        case keepLatest = "keep_latest"
+    }
+
+    /// `ticker` (exactly that topic) or `chat:*` (every topic starting with `chat:`).
+    var pattern: String
+    var behaviour: Behaviour = .generic
+    var join: JoinRule = .anyone
+    /// Whether clients may publish into the namespace's topics (generic: their events are
+    /// rebroadcast; built-in behaviours: their events reach the behaviour). Otherwise client
+    /// events get an error reply.
+    var clientPublish = false
+    /// Not active yet (presence issue).
+    var presence = false
+    /// Not active yet (history issue): messages kept per topic.
+    var historySize = 0
+    /// Not active yet (history issue): seconds a message is kept.
+    var historyTTL = 0
+    /// Not active yet (slow-consumer policy issue).
+    var slowConsumer: SlowConsumerPolicy = .disconnect
+
+    /// Whether the pattern is a prefix pattern.
+    var isPrefix: Bool { pattern.hasSuffix("*") }
+
+    /// The part of the pattern a topic must start with (or equal, for an exact pattern).
+    var prefix: Substring { isPrefix ? pattern.dropLast() : Substring(pattern) }
+
+    /// Whether `topic` belongs to this namespace.
+    func matches(_ topic: String) -> Bool {
+        isPrefix ? topic.hasPrefix(prefix) : topic == pattern
+    }
+
+    /// The part of `topic` after the prefix (`notifications:42` → `42`); empty for exact patterns.
+    func suffix(of topic: String) -> Substring {
+        isPrefix ? topic.dropFirst(prefix.count) : ""
+    }
+
+    /// Normalizes a pattern as written in a config file: `chat:` (a trailing colon) means `chat:*`.
+    static func normalize(pattern: String) -> String {
+        pattern.hasSuffix(":") ? pattern + "*" : pattern
+    }
+}
+
+/// Whether a topic pattern (from a token's topics claim, `chat:*` or an exact topic) allows `topic`.
+func topicPattern(_ pattern: String, allows topic: String) -> Bool {
+    if pattern == "*" { return true }
+    if pattern.hasSuffix("*") { return topic.hasPrefix(pattern.dropLast()) }
+    return topic == pattern
+}

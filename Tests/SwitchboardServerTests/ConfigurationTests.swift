@@ -1,0 +1,180 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import SwitchboardServer
+
+@Suite("Configuration: flags over environment over file over defaults")
+struct ConfigurationTests {
+    /// Writes `text` to a new temporary file and returns its path.
+    func temporaryFile(_ text: String, suffix: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-config-\(UUID().uuidString)\(suffix)").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("no source at all gives the defaults (the demo: built-in namespaces, no JWT, local origins)")
+    func defaults() throws {
+        let command = try SwitchboardCommand.parse([])
+        let configuration = try command.resolveConfiguration(environment: [:])
+        #expect(configuration == ServerConfiguration())
+        #expect(configuration.host == "127.0.0.1")
+        #expect(configuration.port == 4000)
+        #expect(configuration.logLevel == .info)
+        #expect(configuration.logFormat == .text)
+        #expect(configuration.namespaces == nil)
+        #expect(configuration.jwt.isEnabled == false)
+    }
+
+    @Test("a flag beats the environment, which beats the file, which beats the default")
+    func precedence() throws {
+        let file = try temporaryFile("""
+            host: 127.0.0.2
+            port: 5001
+            log_level: debug
+            log_format: json
+            api_key: from-file
+            """, suffix: ".yaml")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let environment = ["SWITCHBOARD_PORT": "5002", "SWITCHBOARD_LOG_LEVEL": "warning", "SWITCHBOARD_API_KEY": "from-env", "SWITCHBOARD_CONFIG": file]
+        let command = try SwitchboardCommand.parse(["--port", "5003"])
+        let configuration = try command.resolveConfiguration(environment: environment)
+        #expect(configuration.port == 5003)  // flag
+        #expect(configuration.logLevel == .warning)  // environment over file
+        #expect(configuration.apiKey == "from-env")
+        #expect(configuration.host == "127.0.0.2")  // file over default
+        #expect(configuration.logFormat == .json)
+        #expect(configuration.configFile == file)
+        #expect(configuration.redisURL == nil)  // default
+    }
+
+    @Test("--config beats $SWITCHBOARD_CONFIG; JSON files are read too")
+    func configFlagAndJSON() throws {
+        let yaml = try temporaryFile("port: 6001\n", suffix: ".yaml")
+        let json = try temporaryFile(#"{"port": 6002, "allowed_origins": ["https://app.example.com"]}"#, suffix: ".json")
+        defer {
+            try? FileManager.default.removeItem(atPath: yaml)
+            try? FileManager.default.removeItem(atPath: json)
+        }
+        let configuration = try SwitchboardCommand.parse(["--config", json]).resolveConfiguration(environment: ["SWITCHBOARD_CONFIG": yaml])
+        #expect(configuration.port == 6002)
+        #expect(configuration.allowedOrigins == ["https://app.example.com"])
+    }
+
+    @Test("repeated --allowed-origin flags replace the environment's comma-separated list")
+    func origins() throws {
+        let fromEnvironment = try SwitchboardCommand.parse([]).resolveConfiguration(environment: ["SWITCHBOARD_ALLOWED_ORIGINS": "https://a.test, //b.test:8080"])
+        #expect(fromEnvironment.allowedOrigins == ["https://a.test", "//b.test:8080"])
+        let fromFlags = try SwitchboardCommand.parse(["--allowed-origin", "https://c.test", "--allowed-origin", "//*.d.test"]).resolveConfiguration(environment: ["SWITCHBOARD_ALLOWED_ORIGINS": "https://a.test"])
+        #expect(fromFlags.allowedOrigins == ["https://c.test", "//*.d.test"])
+    }
+
+    @Test("a JWT key given by a higher layer replaces the key of a lower one")
+    func jwtKeyLayers() throws {
+        let file = try temporaryFile("jwt:\n  public_key_file: /nonexistent.pem\n  topics_claim: rooms\n", suffix: ".yml")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let configuration = try SwitchboardCommand.parse(["--config", file]).resolveConfiguration(environment: ["SWITCHBOARD_JWT_SECRET": "s3cret"])
+        #expect(configuration.jwt.secret == "s3cret")
+        #expect(configuration.jwt.publicKeyFile == nil)
+        #expect(configuration.jwt.topicsClaim == "rooms")
+    }
+
+    @Test("bad values name their source", arguments: [
+        (["--port", "70000"], [String: String](), "--port"),
+        (["--log-format", "xml"], [:], "--log-format"),
+        ([], ["SWITCHBOARD_PORT": "http"], "SWITCHBOARD_PORT"),
+        ([], ["SWITCHBOARD_LOG_LEVEL": "loud"], "SWITCHBOARD_LOG_LEVEL"),
+        ([], ["SWITCHBOARD_JWT_ALGORITHM": "none"], "SWITCHBOARD_JWT_ALGORITHM"),
+        ([], ["SWITCHBOARD_CONFIG": "/nonexistent/switchboard.yaml"], "/nonexistent/switchboard.yaml"),
+    ])
+    func badValues(arguments: [String], environment: [String: String], source: String) throws {
+        let command = try SwitchboardCommand.parse(arguments)
+        let error = #expect(throws: ConfigurationError.self) { try command.resolveConfiguration(environment: environment) }
+        #expect(error?.message.contains(source) == true, "\(error?.message ?? "")")
+    }
+}
+
+@Suite("Config file")
+struct ConfigFileTests {
+    @Test("every key of the format is read")
+    func fullFile() throws {
+        let layer = try ConfigFile.parse("""
+            host: 0.0.0.0
+            port: 4100
+            log_level: notice
+            log_format: json
+            api_key: k
+            redis_url: redis://127.0.0.1:6379
+            allowed_origins: [https://app.example.com, //localhost]
+            jwt:
+              algorithm: ES256
+              public_key_file: /etc/switchboard/jwt.pem
+              topics_claim: topics
+              require_exp: false
+              allow_anonymous: false
+              leeway: 5
+            namespaces:
+              "chat:":
+                channel: chat
+                join: authenticated
+                publish: true
+              "notifications:*":
+                channel: notifications
+                join: owner
+              "feed:*":
+                join: token
+                publish: true
+                presence: true
+                history: {size: 100, ttl: 3600}
+                slow_consumer: drop_oldest
+              status:
+            """)
+        #expect(layer.host == "0.0.0.0")
+        #expect(layer.port == 4100)
+        #expect(layer.logLevel == .notice)
+        #expect(layer.logFormat == .json)
+        #expect(layer.apiKey == "k")
+        #expect(layer.redisURL == "redis://127.0.0.1:6379")
+        #expect(layer.allowedOrigins == ["https://app.example.com", "//localhost"])
+        #expect(layer.jwtAlgorithm == .es256)
+        #expect(layer.jwtPublicKeyFile == "/etc/switchboard/jwt.pem")
+        #expect(layer.jwtTopicsClaim == "topics")
+        #expect(layer.jwtRequireExpiry == false)
+        #expect(layer.jwtAllowAnonymous == false)
+        #expect(layer.jwtLeewaySeconds == 5)
+        let namespaces = try #require(layer.namespaces)
+        #expect(namespaces == [
+            Namespace(pattern: "chat:*", behaviour: .chat, join: .authenticated, clientPublish: true),
+            Namespace(pattern: "feed:*", behaviour: .generic, join: .token, clientPublish: true, presence: true, historySize: 100, historyTTL: 3600, slowConsumer: .dropOldest),
+            Namespace(pattern: "notifications:*", behaviour: .notifications, join: .owner, clientPublish: false),
+            Namespace(pattern: "status"),
+        ])
+    }
+
+    @Test("JSON, with namespaces as a list")
+    func jsonList() throws {
+        let layer = try ConfigFile.parse(#"{"namespaces": [{"pattern": "chat:*", "publish": true}, {"pattern": "ticker", "channel": "ticker"}]}"#)
+        #expect(layer.namespaces == [Namespace(pattern: "chat:*", clientPublish: true), Namespace(pattern: "ticker", behaviour: .ticker)])
+    }
+
+    @Test("an empty file sets nothing")
+    func empty() throws {
+        #expect(try ConfigFile.parse("") == ConfigurationLayer())
+    }
+
+    @Test("mistakes are errors with the key's path", arguments: [
+        ("prot: 4000", "prot"),
+        ("port: many", "port"),
+        ("log_format: xml", "log_format"),
+        ("jwt:\n  secrte: x", "jwt.secrte"),
+        ("namespaces:\n  \"chat:*\":\n    join: everyone", "namespaces.chat:*.join"),
+        ("namespaces:\n  \"chat:*\":\n    publsh: true", "namespaces.chat:*.publsh"),
+        ("namespaces:\n  ticker:\n    join: owner", "namespaces.ticker.join"),
+        ("namespaces:\n  \"a*b\": {}", "namespaces.a*b"),
+        ("port: [", "not valid YAML"),
+    ])
+    func mistakes(text: String, expected: String) throws {
+        let error = #expect(throws: ConfigurationError.self) { try ConfigFile.parse(text, name: "test.yaml") }
+        #expect(error?.message.contains(expected) == true, "\(error?.message ?? "")")
+    }
+}
