@@ -6,15 +6,3 @@ struct TickerChannel: TopicChannel {
         .ok()
     }
 }
-
-/// `public:<name>`: anyone may join; only the server and the HTTP API publish; nothing is sent on
-/// join or leave (the plain fan-out case: dashboards, price tickers, benchmarks).
-struct PublicChannel: TopicChannel {
-    func join(topic: String, payload: JSONValue, socket: inout ChannelSocket) async throws -> JoinResult {
-        .ok()
-    }
-
-    func handleIn(event: String, payload: Payload, socket: inout ChannelSocket) async throws -> HandleInResult {
-        .error(reason: "read only: only the server publishes to \(socket.topic)")
-    }
-}
