@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from browser import Browser, find_chromium
+
 DEFAULT_BIN = "/work/main/.build/debug/switchboard"
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
@@ -165,3 +167,16 @@ def server_still_running(request: pytest.FixtureRequest) -> Iterator[None]:
 def http_url(switchboard_server: ServerProcess) -> str:
     """The server's HTTP base URL, e.g. http://127.0.0.1:PORT."""
     return f"http://127.0.0.1:{switchboard_server.port}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """A headless Chromium (Debian package) for the tests of one module; closed after them."""
+    binary = find_chromium()
+    if binary is None:
+        pytest.fail("chromium is required (apt-get install chromium)")
+    b = Browser(binary)
+    try:
+        yield b
+    finally:
+        b.close()

@@ -14,9 +14,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
-import pytest
 
-from browser import Browser, find_chromium
 from conftest import API_KEY
 
 STEP_TIMEOUT_S = 5.0
@@ -39,18 +37,6 @@ window.openEventSource = (url, names) => {
 };
 true
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    binary = find_chromium()
-    if binary is None:
-        pytest.fail("chromium is required (apt-get install chromium)")
-    b = Browser(binary)
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 def unique(prefix: str) -> str:

@@ -1,9 +1,6 @@
 """Chromium's native WebSocket against plain channels and the Phoenix socket."""
 import json
 
-import pytest
-
-from browser import Browser, find_chromium
 
 # A tiny promise-based client written in the page: open, collect messages, close.
 HELPERS = r"""
@@ -21,18 +18,6 @@ window.openSocket = (url) => new Promise((resolve, reject) => {
 });
 true
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    binary = find_chromium()
-    if binary is None:
-        pytest.fail("chromium is required (apt-get install chromium)")
-    b = Browser(binary)
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 def test_native_websocket_plain_channels(browser, base_url, http_url):

@@ -19,24 +19,11 @@ from pathlib import Path
 import pytest
 import websocket  # websocket-client
 
-from browser import Browser, find_chromium
 from conftest import API_KEY
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 TOPIC = "switchboard:dashboard"
 STEP_TIMEOUT_S = 10.0
-
-
-@pytest.fixture(scope="module")
-def browser():
-    binary = find_chromium()
-    if binary is None:
-        pytest.fail("chromium is required (apt-get install chromium)")
-    b = Browser(binary)
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 # --- Raw clients ---------------------------------------------------------------------------------

@@ -17,22 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from browser import Browser, find_chromium
 from conftest import API_KEY
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    binary = find_chromium()
-    if binary is None:
-        pytest.fail("chromium is required (apt-get install chromium)")
-    b = Browser(binary)
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 def api(http_url: str, method: str, path: str, body: dict | None = None) -> dict:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from browser import Browser, find_chromium
 from conftest import API_KEY
 
 # Loaded into a same-origin page: the library, plus `until(fn)`, a bounded poll.
@@ -37,17 +36,10 @@ PRELUDE = r"""
 
 
 @pytest.fixture(scope="module")
-def page(http_url):
-    binary = find_chromium()
-    if binary is None:
-        pytest.fail("chromium is required (apt-get install chromium)")
-    browser = Browser(binary)
-    try:
-        page = browser.open_page(f"{http_url}/health")
-        assert page.evaluate(PRELUDE) is True
-        yield page
-    finally:
-        browser.close()
+def page(browser, http_url):
+    page = browser.open_page(f"{http_url}/health")
+    assert page.evaluate(PRELUDE) is True
+    return page
 
 
 def api(http_url: str, path: str, body: dict) -> dict:
