@@ -93,16 +93,9 @@ public final class RESPClient: Sendable {
         let deadline = NIODeadline.now() + (timeout ?? configuration.commandTimeout)
         let requests = commands.map { RESPRequest(command: $0, promise: eventLoop.makePromise(of: RESPValue.self), deadline: deadline) }
         eventLoop.execute { self.write(requests) }
-        var results: [Result<RESPValue, any Error>] = []
-        results.reserveCapacity(requests.count)
-        for request in requests {
-            do {
-                results.append(.success(try await request.promise!.futureResult.get()))
-            } catch {
-                results.append(.failure(error))
-            }
-        }
-        return results
+        // One wait for the whole batch, not one suspension per reply.
+        let all = EventLoopFuture.whenAllComplete(requests.map { $0.promise!.futureResult }, on: eventLoop)
+        return (try? await all.get()) ?? []
     }
 
     /// On the loop: writes requests on the current connection, or fails them when there is none.

@@ -67,7 +67,13 @@ final class RESPConnectionHandler: ChannelDuplexHandler {
                     return
                 }
             }
-            if let buffer = cumulation, buffer.readableBytes == 0 { cumulation = nil }
+            if let buffer = cumulation, buffer.readableBytes == 0 {
+                cumulation = nil
+            } else if (cumulation?.readerIndex ?? 0) > 0 {
+                // Under steady traffic a partial value is almost always left over: move it to the
+                // front, or the consumed bytes would stay in the buffer and be copied on every growth.
+                cumulation?.discardReadBytes()
+            }
         } catch {
             failAll(RESPClientError(.protocolError, "\(error)"))
             context.close(promise: nil)
