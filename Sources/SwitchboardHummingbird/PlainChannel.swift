@@ -283,6 +283,7 @@ final class PlainClientCore: WebSocketSessionDelegate, @unchecked Sendable {
     var eventLoop: any EventLoop { transport.eventLoop }
 
     func send(_ frame: EncodedFrame) {
+        SwitchboardMetrics.messageSent()
         if eventLoop.inEventLoop {
             transport.send(frame)
             transport.flush()

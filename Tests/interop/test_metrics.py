@@ -79,6 +79,9 @@ def test_metrics_follow_connections_joins_and_deliveries(http_url: str, socket_u
         assert value(during, 'switchboard_joins_total{result="ok"}') >= value(before, 'switchboard_joins_total{result="ok"}') + 2
         assert value(during, 'switchboard_joins_total{result="refused"}') >= value(before, 'switchboard_joins_total{result="refused"}') + 1
         assert value(during, "switchboard_messages_in_total") >= value(before, "switchboard_messages_in_total") + 2
+        # The two join replies went out as messages to one connection.
+        assert value(during, "switchboard_messages_out_total") >= value(before, "switchboard_messages_out_total") + 2
+        assert "switchboard_mailbox_queue_depth" in during
         deliveries = value(during, "switchboard_deliveries_total")
         for i in range(3):
             publish(http_url, "public:metrics", "m", {"i": i})

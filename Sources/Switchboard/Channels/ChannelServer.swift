@@ -189,7 +189,10 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
             // mailbox waits for that turn, so a later leave/stop/close always finds the channel
             // joined and subscribed (and runs `terminate`).
             _ = try? await session.eventLoop.submit {
-                if let reply { self.session.transport.send(reply) }
+                if let reply {
+                    SwitchboardMetrics.messageSent()
+                    self.session.transport.send(reply)
+                }
                 let pushes = self.state.withLock { s -> [(String, Payload)] in
                     guard s.phase == .joining else { return [] }
                     s.phase = .joined
@@ -200,6 +203,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
                 self.session.hub.subscribe(self, to: self.topic)
                 for (event, payload) in pushes {
                     if let frame = self.session.serializer.encodePush(joinRef: self.stampRef, topic: self.topic, event: event, payload: payload) {
+                        SwitchboardMetrics.messageSent()
                         self.session.transport.send(frame)
                     }
                 }

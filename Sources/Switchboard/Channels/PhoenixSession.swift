@@ -205,6 +205,7 @@ public final class PhoenixSession: @unchecked Sendable {
 
     private func sendNow(_ frame: EncodedFrame?) {
         guard let frame, !isClosed else { return }
+        SwitchboardMetrics.messageSent()
         transport.send(frame)
         transport.flush()
     }

@@ -19,6 +19,7 @@ public final class SerialMailbox: Sendable {
     public func enqueue(_ work: @escaping @Sendable () async -> Void) -> Int {
         let (start, depth) = state.withLock { s -> (Bool, Int) in
             s.queue.append(work)
+            SwitchboardMetrics.mailboxQueued(1)
             if s.running { return (false, s.queue.count) }
             s.running = true
             return (true, s.queue.count)
@@ -40,6 +41,7 @@ public final class SerialMailbox: Sendable {
             }
             guard let next else { return }
             await next()
+            SwitchboardMetrics.mailboxQueued(-1)
         }
     }
 }

@@ -37,6 +37,11 @@ public enum SwitchboardMetrics {
     static let deliveries = Counter(label: "switchboard_deliveries_total")
     /// Connections closed because they did not read fast enough (outbound queue or mailbox over its limit).
     static let slowConsumers = Counter(label: "switchboard_slow_consumer_disconnects_total")
+    /// Messages sent to one connection (replies, pushes; broadcasts count as deliveries).
+    static let messagesOut = Counter(label: "switchboard_messages_out_total")
+    /// Work waiting for channel and plain-client callbacks (inbound events, intercepted and room
+    /// broadcasts), all connections together: the queue that grows when callbacks cannot keep up.
+    static let mailboxDepth = Meter(label: "switchboard_mailbox_queue_depth")
     /// From a broadcast reaching this node's hub to its frames being written on one event loop.
     static let deliveryLatency = Metrics.Timer(label: "switchboard_delivery_seconds")
 
@@ -124,6 +129,15 @@ public enum SwitchboardMetrics {
     static func joined(_ accepted: Bool) {
         (accepted ? joinsAccepted : joinsRefused).increment()
         if accepted { totals.joins.add(1, ordering: .relaxed) }
+    }
+
+    static func mailboxQueued(_ delta: Int) {
+        if delta > 0 { mailboxDepth.increment(by: Double(delta)) } else { mailboxDepth.decrement(by: Double(-delta)) }
+    }
+
+    /// Counts a message sent to one connection (a reply or a push).
+    public static func messageSent() {
+        messagesOut.increment()
     }
 
     static func broadcastDelivered() {
