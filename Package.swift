@@ -105,9 +105,20 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // What several test targets share: a raw WebSocket test client, a real redis-server per test.
+        .target(
+            name: "SwitchboardTestSupport",
+            dependencies: [
+                "Switchboard",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "SwitchboardRESPTests",
             dependencies: [
+                "SwitchboardTestSupport",
                 "SwitchboardRESP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -117,6 +128,7 @@ let package = Package(
         .testTarget(
             name: "SwitchboardRedisTests",
             dependencies: [
+                "SwitchboardTestSupport",
                 "Switchboard",
                 "SwitchboardRESP",
                 "SwitchboardRedis",
@@ -144,6 +156,7 @@ let package = Package(
         .testTarget(
             name: "SwitchboardHummingbirdTests",
             dependencies: [
+                "SwitchboardTestSupport",
                 "Switchboard",
                 "SwitchboardHummingbird",
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,6 +1,7 @@
 import NIOCore
 import Switchboard
 import Testing
+import SwitchboardTestSupport
 
 /// Joins `topic` with join ref = ref = `ref` and consumes the reply and the welcome push.
 func join(_ ws: TestWebSocket, _ topic: String, ref: JSONValue, payload: JSONValue = .emptyObject) async throws {

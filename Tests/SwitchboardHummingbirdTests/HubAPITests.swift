@@ -2,6 +2,7 @@ import NIOCore
 import NIOPosix
 import Switchboard
 import Testing
+import SwitchboardTestSupport
 
 /// An HTTP response: status and body parsed as JSON (nil if the body is not JSON).
 struct HTTPResult {

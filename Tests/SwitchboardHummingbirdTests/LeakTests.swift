@@ -1,5 +1,6 @@
 import Switchboard
 import Testing
+import SwitchboardTestSupport
 
 @Suite("Connections are freed when they close")
 struct LeakTests {

@@ -2,6 +2,7 @@ import NIOCore
 import Switchboard
 import SwitchboardHummingbird
 import Testing
+import SwitchboardTestSupport
 
 extension TestServer {
     func plain(room: String, user: String) async throws -> TestWebSocket {

@@ -1,5 +1,6 @@
 import Switchboard
 import Testing
+import SwitchboardTestSupport
 
 @Suite("Robustness: bounded queues, lifecycle races")
 struct RobustnessTests {

@@ -3,6 +3,7 @@ import NIOPosix
 import Switchboard
 import Synchronization
 import Testing
+import SwitchboardTestSupport
 
 /// A raw HTTP/1.1 connection: write any bytes, watch everything the server sends.
 final class RawHTTPConnection: ChannelInboundHandler, @unchecked Sendable {

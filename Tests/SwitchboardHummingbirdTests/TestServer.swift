@@ -5,6 +5,7 @@ import ServiceLifecycle
 import Switchboard
 import SwitchboardHummingbird
 import Synchronization
+import SwitchboardTestSupport
 
 /// Records what channel callbacks saw, for assertions.
 final class CallbackLog: Sendable {

@@ -1,6 +1,7 @@
 import NIOCore
 import Switchboard
 import Testing
+import SwitchboardTestSupport
 
 @Suite("WebSocket transport: handshake, serializers, bad input, timeouts")
 struct TransportTests {

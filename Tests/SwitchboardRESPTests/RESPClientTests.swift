@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 
 @testable import SwitchboardRESP
+import SwitchboardTestSupport
 
 /// Against a real `redis-server` started by the test on a free port.
 @Suite("RESP client against redis-server", .timeLimit(.minutes(1)))

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import SwitchboardRESP
+import SwitchboardTestSupport
 
 /// The connection handler on an `EmbeddedChannel`: byte-exact requests, scripted replies.
 @Suite("RESP connection handler")

@@ -2,6 +2,7 @@ import NIOCore
 import Testing
 
 @testable import SwitchboardRESP
+import SwitchboardTestSupport
 
 @Suite("RESP3 decoder")
 struct RESPDecoderTests {

@@ -2,6 +2,7 @@ import NIOCore
 import Switchboard
 import Synchronization
 import Testing
+import SwitchboardTestSupport
 
 /// What a conformance check needs from a broker under test, already attached to `hub` and running.
 struct BrokerUnderTest: Sendable {

@@ -3,6 +3,7 @@ import Switchboard
 import SwitchboardRedis
 import Synchronization
 import Testing
+import SwitchboardTestSupport
 
 /// The same conformance checks against every broker implementation.
 @Suite("Broker conformance", .timeLimit(.minutes(1)))

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import Switchboard
 import SwitchboardHummingbird
 import SwitchboardRedis
+import SwitchboardTestSupport
 
 /// A room where `shout` goes to everyone (sender included) and `shout_from` to everyone else.
 struct ShoutChannel: TopicChannel {

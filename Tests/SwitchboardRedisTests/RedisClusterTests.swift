@@ -4,6 +4,7 @@ import Switchboard
 import SwitchboardRESP
 import SwitchboardRedis
 import Testing
+import SwitchboardTestSupport
 
 /// Two or three hubs, each with its own RedisBroker, sharing one real redis-server.
 @Suite("Redis cluster", .timeLimit(.minutes(1)))

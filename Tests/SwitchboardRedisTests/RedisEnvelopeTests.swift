@@ -3,6 +3,7 @@ import Switchboard
 import Testing
 
 @testable import SwitchboardRedis
+import SwitchboardTestSupport
 
 @Suite("Redis envelope")
 struct RedisEnvelopeTests {

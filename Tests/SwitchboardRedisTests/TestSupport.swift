@@ -5,6 +5,7 @@ import Switchboard
 import SwitchboardRESP
 import SwitchboardRedis
 import Synchronization
+import SwitchboardTestSupport
 
 /// A hub subscriber that records what it receives.
 final class RecordingSubscriber: Subscriber {

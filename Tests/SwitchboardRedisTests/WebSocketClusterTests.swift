@@ -3,6 +3,7 @@ import Switchboard
 import SwitchboardRESP
 import SwitchboardRedis
 import Testing
+import SwitchboardTestSupport
 
 /// Real switchboard servers on different ports, one real redis-server, Phoenix WebSocket clients.
 @Suite("WebSocket clients across Redis-connected nodes", .timeLimit(.minutes(1)))

@@ -5,7 +5,7 @@ import NIOPosix
 import Switchboard
 
 /// A frame received by the test client.
-enum TestFrame: Sendable, Equatable {
+public enum TestFrame: Sendable, Equatable {
     case text(String)
     case binary([UInt8])
     case close(code: UInt16?, reason: String)
@@ -13,19 +13,19 @@ enum TestFrame: Sendable, Equatable {
     case pong([UInt8])
 }
 
-enum TestWebSocketError: Error, Equatable {
+public enum TestWebSocketError: Error, Equatable {
     case handshakeFailed(status: Int, body: String)
     case timeout
     case connectionClosed
 }
 
-/// A minimal WebSocket client for tests: raw HTTP upgrade, masked frames out, frames in.
+/// A minimal WebSocket client for the test suites (shared by the transport and cluster tests): raw HTTP upgrade, masked frames out, frames in.
 /// Everything runs on one NIO event loop; test code awaits futures.
-final class TestWebSocket: Sendable {
-    let channel: any Channel
+public final class TestWebSocket: Sendable {
+    public let channel: any Channel
     let handler: NIOLoopBound<TestWebSocketHandler>
     /// Response headers of the handshake (lower-cased names).
-    let responseHeaders: [String: String]
+    public let responseHeaders: [String: String]
 
     static let group = MultiThreadedEventLoopGroup.singleton
 
@@ -36,7 +36,7 @@ final class TestWebSocket: Sendable {
     }
 
     /// Connects and upgrades. Throws `handshakeFailed` with the HTTP status when the server refuses.
-    static func connect(port: Int, path: String, headers: [(String, String)] = [], host: String = "127.0.0.1") async throws -> TestWebSocket {
+    public static func connect(port: Int, path: String, headers: [(String, String)] = [], host: String = "127.0.0.1") async throws -> TestWebSocket {
         let channel = try await ClientBootstrap(group: group)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .connect(host: host, port: port)
@@ -65,22 +65,22 @@ final class TestWebSocket: Sendable {
     }
 
     /// Sends a text frame.
-    func send(_ text: String) async throws {
+    public func send(_ text: String) async throws {
         try await sendFrame(opcode: 0x1, payload: Array(text.utf8))
     }
 
     /// Sends a JSON value as a text frame.
-    func send(json: JSONValue) async throws {
+    public func send(json: JSONValue) async throws {
         try await send(json.description)
     }
 
     /// Sends a binary frame.
-    func sendBinary(_ bytes: [UInt8]) async throws {
+    public func sendBinary(_ bytes: [UInt8]) async throws {
         try await sendFrame(opcode: 0x2, payload: bytes)
     }
 
     /// Sends one frame, masked as a client must.
-    func sendFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true) async throws {
+    public func sendFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true) async throws {
         var buffer = ByteBuffer()
         buffer.writeInteger((fin ? 0x80 : 0) | opcode)
         let mask: [UInt8] = [0x11, 0x22, 0x33, 0x44]
@@ -99,7 +99,7 @@ final class TestWebSocket: Sendable {
     }
 
     /// The next frame, or `timeout`/`connectionClosed`.
-    func receive(timeout: TimeAmount = .seconds(5)) async throws -> TestFrame {
+    public func receive(timeout: TimeAmount = .seconds(5)) async throws -> TestFrame {
         let loop = channel.eventLoop
         let handler = self.handler
         return try await loop.flatSubmit {
@@ -108,7 +108,7 @@ final class TestWebSocket: Sendable {
     }
 
     /// The next data frame parsed as JSON (fails on anything else).
-    func receiveJSON(timeout: TimeAmount = .seconds(5)) async throws -> JSONValue {
+    public func receiveJSON(timeout: TimeAmount = .seconds(5)) async throws -> JSONValue {
         let frame = try await receive(timeout: timeout)
         guard case .text(let text) = frame else {
             throw TestFailure("expected a text frame, got \(frame)")
@@ -117,7 +117,7 @@ final class TestWebSocket: Sendable {
     }
 
     /// Asserts nothing arrives within `duration` (returns what arrived, if anything).
-    func frameArriving(within duration: TimeAmount) async throws -> TestFrame? {
+    public func frameArriving(within duration: TimeAmount) async throws -> TestFrame? {
         do {
             return try await receive(timeout: duration)
         } catch TestWebSocketError.timeout {
@@ -127,7 +127,7 @@ final class TestWebSocket: Sendable {
 
     /// Reads text frames until `count` have arrived or something else (or nothing within 10 s) does;
     /// returns how many arrived.
-    func countTextFrames(upTo count: Int) async throws -> Int {
+    public func countTextFrames(upTo count: Int) async throws -> Int {
         var n = 0
         while n < count {
             guard case .text = try await receive(timeout: .seconds(10)) else { break }
@@ -137,18 +137,18 @@ final class TestWebSocket: Sendable {
     }
 
     /// Stops reading from the socket (for slow-consumer tests).
-    func stopReading() async throws {
+    public func stopReading() async throws {
         try await channel.setOption(ChannelOptions.autoRead, value: false).get()
     }
 
-    func close() async {
+    public func close() async {
         try? await channel.close()
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Parses the handshake response, then frames; hands frames to waiters.
