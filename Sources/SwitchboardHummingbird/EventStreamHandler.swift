@@ -146,6 +146,11 @@ final class EventStreamHandler: ChannelInboundHandler, PhoenixTransport, @unchec
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable && !closed && needsFlush {
+            // Unflushed bytes of a burst count too: write them out first (as for WebSocket).
+            needsFlush = false
+            context.flush()
+        }
         if !context.channel.isWritable && !closed {
             logger.debug("closing slow event-stream consumer")
             SwitchboardMetrics.slowConsumerClosed()

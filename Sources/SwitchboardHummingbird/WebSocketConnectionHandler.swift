@@ -167,6 +167,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable && !closing && needsFlush {
+            // Unflushed bytes of a burst of broadcasts count too: write them out first, and judge
+            // the client by what the socket could not take.
+            needsFlush = false
+            context.flush()
+        }
         if !context.channel.isWritable && !closing {
             // The outbound queue passed its limit: the client does not read fast enough.
             logger.debug("closing slow consumer")

@@ -147,7 +147,7 @@ struct BroadcastTests {
             try await join(fast, "room:s", ref: "1")
             try await slow.stopReading()
             let body = String(repeating: "x", count: 1000)
-            let count = 4000  // ~4 MB: far beyond the 64 KiB queue limit plus the kernel's socket buffers
+            let count = 12000  // 12 MB: far beyond the 64 KiB queue limit plus the kernel's socket buffers, whatever the write sizes
             let received = Task { try await fast.countTextFrames(upTo: count) }
             for i in 0..<count {
                 server.hub.broadcast(topic: "room:s", event: "data", payload: ["i": .int(Int64(i)), "body": .string(body)])

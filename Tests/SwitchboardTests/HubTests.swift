@@ -44,6 +44,47 @@ final class InlineEventLoop: EventLoop, CustomStringConvertible {
     }
 }
 
+/// An event loop whose tasks wait in a queue until the test runs them (in order, including tasks
+/// queued while running), like a real loop busy with other work.
+final class ManualEventLoop: EventLoop, CustomStringConvertible {
+    struct UnsupportedError: Error {}
+    private let queue = Mutex<[@Sendable () -> Void]>([])
+    private let ran = Atomic<Int>(0)
+
+    var description: String { "ManualEventLoop" }
+    var inEventLoop: Bool { true }
+    /// Tasks waiting.
+    var pending: Int { queue.withLock { $0.count } }
+    /// Tasks run so far.
+    var executed: Int { ran.load(ordering: .relaxed) }
+
+    func execute(_ task: @escaping @Sendable () -> Void) {
+        queue.withLock { $0.append(task) }
+    }
+
+    /// Runs tasks until none is left.
+    func runAll() {
+        while let task = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+            ran.wrappingAdd(1, ordering: .relaxed)
+            task()
+        }
+    }
+
+    func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        let promise = makePromise(of: T.self)
+        promise.fail(UnsupportedError())
+        return Scheduled(promise: promise, cancellationTask: {})
+    }
+
+    func scheduleTask<T>(in: TimeAmount, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        scheduleTask(deadline: .now() + `in`, task)
+    }
+
+    func shutdownGracefully(queue: DispatchQueue, _ callback: @escaping @Sendable (Error?) -> Void) {
+        queue.async { callback(nil) }
+    }
+}
+
 /// One thing a subscriber saw, in order.
 enum SubscriberEvent: Equatable, Sendable {
     /// A broadcast: its topic, event, JSON payload (if any) and the frame bytes (nil if no frame).
@@ -181,7 +222,7 @@ struct HubTests {
         hub = Hub(nodeID: "node-1", broker: broker, shardCount: 4)
     }
 
-    func sub(_ name: String, on loop: InlineEventLoop? = nil, format: FrameFormat? = nil, connection: Connection? = nil, log: EventLog = EventLog())
+    func sub(_ name: String, on loop: (any EventLoop)? = nil, format: FrameFormat? = nil, connection: Connection? = nil, log: EventLog = EventLog())
         -> TestSubscriber
     {
         TestSubscriber(name, hub: hub, loop: loop ?? self.loop, format: format, connection: connection, log: log)
@@ -495,8 +536,10 @@ struct HubTests {
 
         hub.broadcast(topic: "t", event: "e", payload: .emptyObject)
         #expect([s1, s2, s3].map(\.flushCount) == [1, 1, 1])
-        #expect(loop.executeCount - before.0 == 1, "one hop per event loop per broadcast")
-        #expect(loopB.executeCount - before.1 == 1)
+        // One hop per event loop per broadcast, and one flush task behind it (an inline loop
+        // runs each task at once, so every broadcast is its own burst here).
+        #expect(loop.executeCount - before.0 == 2, "one hop per event loop per broadcast, one flush task")
+        #expect(loopB.executeCount - before.1 == 2)
 
         // On each loop: every receive, then every flush.
         let events = log.all
@@ -518,8 +561,30 @@ struct HubTests {
         for i in 0..<4 { hub.broadcast(topic: "t", event: "e\(i)", payload: .emptyObject) }
         #expect([s1, s2, s3].map(\.flushCount) == [5, 5, 5])
         #expect([s1, s2, s3].map(\.receiveCount) == [5, 5, 5])
-        #expect(loop.executeCount - before.0 == 5)
-        #expect(loopB.executeCount - before.1 == 5)
+        #expect(loop.executeCount - before.0 == 10)
+        #expect(loopB.executeCount - before.1 == 10)
+    }
+
+    @Test func aBurstOfBroadcastsIsFlushedOnceAfterAllItsWrites() {
+        let manual = ManualEventLoop()
+        let log = EventLog()
+        let s1 = sub("s1", on: manual, log: log)
+        let s2 = sub("s2", on: manual, log: log)
+        for s in [s1, s2] { hub.subscribe(s, to: "burst") }
+        for i in 0..<3 { hub.broadcast(topic: "burst", event: "e\(i)", payload: .emptyObject) }
+        #expect(manual.pending == 3, "one task per broadcast, nothing run yet")
+        manual.runAll()
+        #expect(manual.executed == 4, "three deliveries, then one flush task for the burst")
+        let events = log.all
+        let firstFlush = events.firstIndex { if case .flush = $0 { return true } else { return false } }
+        let lastReceive = events.lastIndex { if case .receive = $0 { return true } else { return false } }
+        #expect([s1, s2].map(\.receiveCount) == [3, 3])
+        #expect(firstFlush != nil && lastReceive != nil && lastReceive! < firstFlush!, "every write of the burst before its flush")
+        // A later broadcast is its own burst: one more delivery and one more flush task.
+        hub.broadcast(topic: "burst", event: "later", payload: .emptyObject)
+        manual.runAll()
+        #expect(manual.executed == 6)
+        #expect([s1, s2].map(\.receiveCount) == [4, 4])
     }
 
     @Test func loopsWithoutSubscribersForTheTopicAreNotWoken() {

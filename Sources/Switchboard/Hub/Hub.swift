@@ -98,6 +98,7 @@ public final class Hub: Sendable {
         SwitchboardMetrics.broadcastDelivered()
         for group in entry.groups {
             let subscribers = group.subscribers
+            let flusher = group.flusher
             group.loop.execute {
                 // One private copy of each frame per event loop: subscribers on this loop then share
                 // it without contending on another thread's reference count.
@@ -114,9 +115,7 @@ public final class Hub: Sendable {
                     }
                     subscriber.receive(broadcast, frame: frame)
                 }
-                for subscriber in subscribers {
-                    subscriber.flushBatch()
-                }
+                flusher.flushSoon(subscribers)
                 SwitchboardMetrics.delivered(subscribers.count, since: start)
             }
         }
@@ -195,6 +194,13 @@ extension Hub {
         struct LoopGroup {
             let loop: any EventLoop
             var subscribers: [any Subscriber]
+            let flusher: LoopFlusher
+
+            init(loop: any EventLoop, subscribers: [any Subscriber]) {
+                self.loop = loop
+                self.subscribers = subscribers
+                self.flusher = LoopFlusher.of(loop)
+            }
         }
 
         var groups: [LoopGroup] = []

@@ -61,7 +61,8 @@ public final class FrameFormat: Sendable {
 /// Something that receives a topic's broadcasts on its event loop.
 ///
 /// The hub never awaits a subscriber: it calls `receive` for every subscriber on one event loop,
-/// then `flushBatch` on each, in one task per event loop.
+/// in one task per event loop, and `flushBatch` on each in a task queued behind it, so a burst of
+/// broadcasts is flushed once (`flushBatch` may be called when nothing is left to flush).
 public protocol Subscriber: AnyObject, Sendable {
     var id: SubscriberID { get }
     /// The loop `receive` and `flushBatch` are called on.
