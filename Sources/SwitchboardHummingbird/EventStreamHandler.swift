@@ -199,7 +199,11 @@ final class EventStreamHandler: ChannelInboundHandler, PhoenixTransport, @unchec
                 joinedTopics.insert(joining)
                 if joinRefs.isEmpty, let done = onJoined {
                     onJoined = nil
-                    done(.joined)
+                    // The reply is sent in the same event-loop task that then subscribes the
+                    // channel: open the stream after that task, or a client could see the stream
+                    // open and publish before it is subscribed.
+                    let loopBound = NIOLoopBound(done, eventLoop: eventLoop)
+                    eventLoop.execute { loopBound.value(.joined) }
                 }
             } else if let done = onJoined {
                 onJoined = nil
