@@ -7,11 +7,31 @@ import Testing
 
 // MARK: Test doubles
 
+/// What the test loops share: timers are not supported (the hub never schedules any), and shutdown
+/// is immediate.
+protocol TestEventLoop: EventLoop {}
+
+struct UnsupportedError: Error {}
+
+extension TestEventLoop {
+    func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        let promise = makePromise(of: T.self)
+        promise.fail(UnsupportedError())
+        return Scheduled(promise: promise, cancellationTask: {})
+    }
+
+    func scheduleTask<T>(in: TimeAmount, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        scheduleTask(deadline: .now() + `in`, task)
+    }
+
+    func shutdownGracefully(queue: DispatchQueue, _ callback: @escaping @Sendable (Error?) -> Void) {
+        queue.async { callback(nil) }
+    }
+}
+
 /// An event loop that runs every task at once on the calling thread and counts `execute` calls.
 /// (The test target depends on Switchboard only, so neither NIOEmbedded nor NIOPosix is available.)
-final class InlineEventLoop: EventLoop, CustomStringConvertible {
-    struct UnsupportedError: Error {}
-
+final class InlineEventLoop: TestEventLoop, CustomStringConvertible {
     let name: String
     private let executeCalls = Atomic<Int>(0)
 
@@ -28,26 +48,11 @@ final class InlineEventLoop: EventLoop, CustomStringConvertible {
         executeCalls.wrappingAdd(1, ordering: .relaxed)
         task()
     }
-
-    func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
-        let promise = makePromise(of: T.self)
-        promise.fail(UnsupportedError())
-        return Scheduled(promise: promise, cancellationTask: {})
-    }
-
-    func scheduleTask<T>(in: TimeAmount, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
-        scheduleTask(deadline: .now() + `in`, task)
-    }
-
-    func shutdownGracefully(queue: DispatchQueue, _ callback: @escaping @Sendable (Error?) -> Void) {
-        queue.async { callback(nil) }
-    }
 }
 
 /// An event loop whose tasks wait in a queue until the test runs them (in order, including tasks
 /// queued while running), like a real loop busy with other work.
-final class ManualEventLoop: EventLoop, CustomStringConvertible {
-    struct UnsupportedError: Error {}
+final class ManualEventLoop: TestEventLoop, CustomStringConvertible {
     private let queue = Mutex<[@Sendable () -> Void]>([])
     private let ran = Atomic<Int>(0)
 
@@ -68,20 +73,6 @@ final class ManualEventLoop: EventLoop, CustomStringConvertible {
             ran.wrappingAdd(1, ordering: .relaxed)
             task()
         }
-    }
-
-    func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
-        let promise = makePromise(of: T.self)
-        promise.fail(UnsupportedError())
-        return Scheduled(promise: promise, cancellationTask: {})
-    }
-
-    func scheduleTask<T>(in: TimeAmount, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
-        scheduleTask(deadline: .now() + `in`, task)
-    }
-
-    func shutdownGracefully(queue: DispatchQueue, _ callback: @escaping @Sendable (Error?) -> Void) {
-        queue.async { callback(nil) }
     }
 }
 
