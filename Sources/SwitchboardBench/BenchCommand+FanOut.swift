@@ -10,6 +10,13 @@ extension BenchCommand {
     /// Connect, publish for `duration`, drain, report. True when nothing went wrong.
     func runFanOut(_ run: RunContext) throws -> Bool {
         run.header(mode: "fan-out")
+        let layout = run.publisherConfiguration.topicLayout
+        if let layout {
+            Output.line(
+                "topics: \(Output.grouped(layout.subscribers)) personal (\(topic):u<i>) and \(Output.grouped(layout.groups)) groups of \(layout.groupSize) (\(topic):g<i/\(layout.groupSize)>),"
+                    + " \(Output.fixed(layout.groupShare * 100, 0)) % of messages to groups"
+            )
+        }
         let serverAtStart = run.serverSample()
         let connect = run.connectSubscribers()
         let joined = run.counters.joined.load(ordering: .relaxed)
@@ -31,6 +38,14 @@ extension BenchCommand {
         } catch {
             run.shutdown(publisher: publisher, publisherLoop: publisherLoop)
             throw BenchError("publisher: cannot connect to \(publisherConfiguration.url): \(error)")
+        }
+
+        // Slow consumers stop reading now, before the first message; the others are measured.
+        let slowJoined = slowFraction > 0 ? try run.pool.stopSlowSubscribers() : 0
+        let measured = joined - slowJoined
+        guard measured > 0 else {
+            run.shutdown(publisher: publisher, publisherLoop: publisherLoop)
+            throw BenchError("every joined subscriber is a slow consumer; nothing to measure")
         }
 
         let serverBefore = run.serverSample()
@@ -55,8 +70,20 @@ extension BenchCommand {
         }
         let published = try publishing.wait()
 
-        // Drain: wait until every accepted message reached every joined subscriber, bounded.
-        let expectedTotal = published.accepted * joined
+        // Drain: wait until every accepted message reached every measured subscriber (with topic
+        // groups: every measured subscriber of its topic), bounded.
+        var topicSizes: [Int] = []
+        let expectedTotal: Int
+        if let layout {
+            topicSizes = Array(repeating: 0, count: layout.topicCount)
+            for index in try run.pool.measuredSubscribers() {
+                topicSizes[layout.personalTopic(ofSubscriber: index)] += 1
+                topicSizes[layout.groupTopic(ofSubscriber: index)] += 1
+            }
+            expectedTotal = zip(published.topicAccepted, topicSizes).reduce(0) { $0 + $1.0 * $1.1 }
+        } else {
+            expectedTotal = published.accepted * measured
+        }
         let drainDeadline = MonotonicClock.nanoseconds() + UInt64(drainTimeout * 1e9)
         while counters.deliveries < expectedTotal, MonotonicClock.nanoseconds() < drainDeadline {
             usleep(2000)
@@ -66,7 +93,16 @@ extension BenchCommand {
         let wallAfter = MonotonicClock.nanoseconds()
         let cpuAfter = ProcessStats.ownCPU()
         let serverAfter = run.serverSample()
-        let snapshots = try run.pool.snapshots(expected: published.accepted)
+        let snapshots = try run.pool.snapshots(expected: published.accepted, topicAccepted: layout.map { _ in published.topicAccepted })
+        var slow = SlowConsumerReport()
+        if slowJoined > 0 {
+            let accepted = published.accepted
+            let topicAccepted = published.topicAccepted
+            slow = try run.pool.probeSlowSubscribers(count: slowJoined, timeout: SlowConsumerReport.probeSeconds) { index in
+                guard let layout else { return accepted }
+                return topicAccepted[layout.personalTopic(ofSubscriber: index)] + topicAccepted[layout.groupTopic(ofSubscriber: index)]
+            }
+        }
         run.shutdown(publisher: publisher, publisherLoop: publisherLoop)
 
         // Merge the loops.
@@ -93,6 +129,7 @@ extension BenchCommand {
         var slowestBroadcasts: [(id: Int, completion: UInt64, deliveries: Int)] = []
         var completion = LoopStats.makeHistogram()
         var completed = 0
+        var withAudience = 0  // topic groups: broadcasts whose topic has a measured subscriber
         for id in 0..<min(published.sent, LoopStats.maxTrackedMessages) {
             var count = 0
             var slowest: UInt64 = 0
@@ -101,7 +138,10 @@ extension BenchCommand {
                 slowest = max(slowest, snapshot.messageMaxLatency[id])
             }
             if verbose { slowestBroadcasts.append((id, slowest, count)) }
-            if count >= total.subscribers, count > 0 {
+            // Who should get it: every measured subscriber, or with topic groups those of its topic.
+            let audience = layout != nil ? topicSizes[Int(published.messageTopics[id])] : total.subscribers
+            if audience > 0 { withAudience += 1 }
+            if count >= audience, count > 0 {
                 completed += 1
                 completion.record(min((slowest + 500) / 1000, completion.highestTrackableValue))
             }
@@ -144,6 +184,15 @@ extension BenchCommand {
                 + (total.otherFrames + total.malformed > 0 ? "; \(total.otherFrames) other frames, \(total.malformed) malformed" : "")
         )
         if closedDuringRun > 0 { run.printReasons() }
+        if slowFraction > 0 {
+            let outcomes = slow.outcomes.sorted { $0.value > $1.value }.map { "\(Output.grouped($0.value)) × \($0.key)" }
+            Output.line(
+                "slow consumers: \(Output.grouped(slow.subscribers)) of \(Output.grouped(joined)) joined subscribers stopped reading when publishing started;"
+                    + " after the drain, reading again for at most \(Output.fixed(SlowConsumerReport.probeSeconds, 0)) s: \(Output.grouped(slow.closedByServer)) had been closed by the server"
+                    + (outcomes.isEmpty ? "" : " (\(outcomes.joined(separator: ", ")))") + ", \(Output.grouped(slow.stillOpen)) still open"
+                    + (slow.failed > 0 ? ", \(slow.failed) closed by the bench" : "") + "; \(Output.grouped(slow.received)) messages read by them in all"
+            )
+        }
         if verbose {
             for (index, snapshot) in snapshots.enumerated() {
                 Output.line(
@@ -163,7 +212,7 @@ extension BenchCommand {
         )
         Output.line(
             "broadcast completion, publish → last subscriber (ms): p50 \(Output.fixed(completionMS(50), 2)), p99 \(Output.fixed(completionMS(99), 2)),"
-                + " max \(Output.fixed(Double(completion.max) / 1000, 2)) (\(Output.grouped(completed)) of \(Output.grouped(published.accepted)) broadcasts reached every subscriber)"
+                + " max \(Output.fixed(Double(completion.max) / 1000, 2)) \(layout == nil ? "(\(Output.grouped(completed)) of \(Output.grouped(published.accepted)) broadcasts reached every subscriber)" : "(\(Output.grouped(completed)) of \(Output.grouped(withAudience)) broadcasts to a topic with measured subscribers reached all of them)")"
         )
         if let serverPid, let serverCPU, let serverAfter {
             Output.line(
@@ -231,6 +280,13 @@ extension BenchCommand {
         summary.add("bench_cpu_pct", benchCPU / phaseSeconds * 100, digits: 1)
         summary.add("bench_threads", run.threads)
         summary.add("phase_s", phaseSeconds)
+        summary.add("topics", layout?.topicCount ?? 1)
+        summary.add("topic_groups", topicGroups)
+        summary.add("group_share", layout != nil ? groupShare : 0, digits: 2)
+        summary.add("slow_fraction", slowFraction, digits: 4)
+        summary.add("slow_subscribers", slow.subscribers)
+        summary.add("slow_closed_by_server", slow.closedByServer)
+        summary.add("slow_still_open", slow.stillOpen)
         Output.line(summary.text)
 
         return failed == 0 && joined == subscribers && closedDuringRun == 0 && published.errors == 0 && published.accepted > 0

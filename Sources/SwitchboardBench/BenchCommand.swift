@@ -34,6 +34,25 @@ struct BenchCommand: ParsableCommand {
             subscriber sends GET with Accept: text/event-stream, expects a 200 text/event-stream \
             head, and takes every event's data as one payload.
 
+            Slow consumers (--slow-fraction F, e.g. 0.01): ⌊N·F⌋ of the N subscribers, evenly \
+            spread (0.01: subscribers 99, 199, …), connect and join like the others, then stop \
+            reading from their sockets when publishing starts, so the server's queue to them grows \
+            (bigger --payload-size fills it sooner; loopback socket buffers hold several MB). They \
+            are left out of every delivery number (expected, lost, latency, completion), which \
+            covers the healthy subscribers only. After the drain they read again for at most 5 s \
+            in all, and the report counts those the server closed (with its close code, or the \
+            SSE switchboard:close event's) and those still open. Any --protocol.
+
+            Many small topics (--topic-groups G, v2 and v1): subscriber i joins two topics over \
+            its connection, <topic>:u<i> (its own) and <topic>:g<i/G> (its group of G), e.g. \
+            public:bench:u17 and public:bench:g1. Each message goes to one topic picked at \
+            random with a fixed seed (a group topic with probability --group-share, else a \
+            personal one), named in {{topic}} of the body; it is expected by exactly the joined \
+            subscribers of that topic, and a delivery to any other subscriber counts as \
+            unexpected. Order is still checked per publisher connection (a subscriber sees a \
+            subset of each connection's messages, increasing), and broadcast completion is per \
+            message, against its topic's size.
+
             Only loopback targets (127.0.0.0/8) are accepted. Every phase is bounded in time.
             """
     )
@@ -95,6 +114,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Payload size in bytes: the JSON object {\"seq\",\"c\",\"cs\",\"t\",\"pad\"} padded to this size.")
     var payloadSize = 100
 
+    @Option(help: "Share of subscribers (0 ≤ F < 1) that stop reading when publishing starts: slow consumers, left out of the delivery numbers; the report says whether the server closed them.")
+    var slowFraction = 0.0
+
+    @Option(help: "Many small topics (v2/v1): each subscriber joins <topic>:u<i> and its group's <topic>:g<i/G>; messages go to random topics (0 = off: one topic for all).")
+    var topicGroups = 0
+
+    @Option(help: "With --topic-groups: share of messages that go to a group topic (the rest go to personal topics).")
+    var groupShare = 0.5
+
     @Option(help: "Publisher HTTP/1.1 keep-alive connections.")
     var publishConnections = 4
 
@@ -139,6 +167,13 @@ struct BenchCommand: ParsableCommand {
         guard drainTimeout >= 0, drainTimeout <= 600 else { throw ValidationError("--drain-timeout must be in [0, 600]") }
         if let threads { guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1…256") } }
         guard joinPayload.first == "{" else { throw ValidationError("--join-payload must be a JSON object") }
+        guard slowFraction >= 0, slowFraction < 1 else { throw ValidationError("--slow-fraction must be in [0, 1)") }
+        if slowFraction > 0, idle { throw ValidationError("--slow-fraction applies to fan-out runs, not --idle") }
+        guard topicGroups >= 0 else { throw ValidationError("--topic-groups must be 0 (off) or a group size ≥ 1") }
+        if topicGroups > 0, wireProtocol == .raw || wireProtocol == .sse {
+            throw ValidationError("--topic-groups needs --protocol v2 or v1: a \(wireProtocol.rawValue) subscriber gets one topic, from its URL")
+        }
+        guard groupShare >= 0, groupShare <= 1 else { throw ValidationError("--group-share must be in [0, 1]") }
     }
 
     func run() throws {
@@ -152,7 +187,7 @@ struct BenchCommand: ParsableCommand {
         let subscriberConfiguration = SubscriberConfiguration(
             wireProtocol: wireProtocol, url: subscriberURL, topic: topic, joinPayload: joinPayload,
             heartbeatInterval: wireProtocol == .sse ? 0 : heartbeat, handshakeTimeout: connectTimeout,
-            publisherConnections: publishConnections
+            publisherConnections: publishConnections, topicLayout: topicLayout, slowFraction: slowFraction
         )
         let publisherConfiguration = try makePublisherConfiguration(subscriberURL: subscriberURL)
         if let serverPid, ProcessStats.sample(pid: serverPid) == nil {
@@ -202,15 +237,20 @@ struct BenchCommand: ParsableCommand {
         return try PublisherConfiguration(
             url: publishTarget, bodyTemplate: body, topic: topic, apiKey: key, contentType: contentType, rate: rate,
             duration: duration, messageLimit: messages, connections: publishConnections, pipeline: pipeline, payloadSize: payloadSize,
-            responseTimeout: responseTimeout, connectTimeout: connectTimeout
+            responseTimeout: responseTimeout, connectTimeout: connectTimeout, topicLayout: idle ? nil : topicLayout
         )
+    }
+
+    /// The many-small-topics layout (nil without --topic-groups).
+    var topicLayout: TopicLayout? {
+        topicGroups > 0 ? TopicLayout(base: topic, subscribers: subscribers, groupSize: topicGroups, groupShare: groupShare) : nil
     }
 
     /// Ends the process if the phases overrun their bounds by a wide margin (a bug or a wedged
     /// peer): the bench must always exit.
     private func startWatchdog() {
         let connectPhase = Double(subscribers) / ramp * 3 + 4 * connectTimeout + 30
-        let rest = idle ? duration + 10 : connectTimeout + duration + responseTimeout + drainTimeout + 10
+        let rest = idle ? duration + 10 : connectTimeout + duration + responseTimeout + drainTimeout + 10 + (slowFraction > 0 ? SlowConsumerReport.probeSeconds : 0)
         let limit = connectPhase + rest + 60
         DispatchQueue.global().asyncAfter(deadline: .now() + limit) {
             Output.warn("still running after \(Int(limit)) s; giving up")

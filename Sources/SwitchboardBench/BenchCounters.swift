@@ -16,6 +16,8 @@ final class BenchCounters: Sendable {
     let published = Atomic<Int>(0)
     let publishAnswered = Atomic<Int>(0)
     let publishFinished = Atomic<Bool>(false)
+    /// Slow consumers that, after reading again, reached the end of their stream or caught up.
+    let slowSettled = Atomic<Int>(0)
     /// One per event loop; each is only written by its loop.
     let loops: [LoopCounters]
     private let reasons = Mutex<[String: Int]>([:])

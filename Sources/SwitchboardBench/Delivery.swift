@@ -11,11 +11,15 @@ import Darwin
 /// of one publisher connection. Requests on one HTTP/1.1 connection are answered in order, so a
 /// server that keeps order delivers each connection's `cs` in increasing order to every
 /// subscriber; across connections no order is promised, and none is checked.
+///
+/// With topic groups the payload also has `"tp":<topic number>` (see `TopicLayout`), written
+/// after `t`; without them `topic` is -1.
 struct Delivery {
     var id: Int
     var connection: Int
     var connectionSequence: Int
     var sentAt: UInt64
+    var topic = -1
 
     /// Finds the fields anywhere in a frame (Phoenix envelope or raw body, any key order) in one
     /// pass over its quote characters. Returns nil for a frame that is not a bench delivery (join
@@ -28,11 +32,12 @@ struct Delivery {
         var connection: UInt64?
         var sequence: UInt64?
         var sentAt: UInt64?
+        var topic: UInt64?
         var index = 0
         while index < count, let quote = memchr(base + index, 0x22, count - index) {
             let key = base.distance(to: UnsafeRawPointer(quote)) + 1
             index = key
-            // Keys: seq":  c":  cs":  t":
+            // Keys: seq":  c":  cs":  t":  tp":
             guard key + 3 <= count else { break }
             switch bytes[key] {
             case UInt8(ascii: "s"):
@@ -48,13 +53,18 @@ struct Delivery {
             case UInt8(ascii: "t"):
                 if bytes[key + 1] == 0x22, bytes[key + 2] == UInt8(ascii: ":") {
                     sentAt = number(at: key + 3, in: bytes, end: &index)
+                } else if key + 4 <= count, bytes[key + 1] == UInt8(ascii: "p"), bytes[key + 2] == 0x22, bytes[key + 3] == UInt8(ascii: ":") {
+                    topic = number(at: key + 4, in: bytes, end: &index)
                 }
             default:
                 break
             }
         }
         guard let id, let connection, let sequence, let sentAt else { return nil }
-        return Delivery(id: Int(truncatingIfNeeded: id), connection: Int(truncatingIfNeeded: connection), connectionSequence: Int(truncatingIfNeeded: sequence), sentAt: sentAt)
+        return Delivery(
+            id: Int(truncatingIfNeeded: id), connection: Int(truncatingIfNeeded: connection), connectionSequence: Int(truncatingIfNeeded: sequence), sentAt: sentAt,
+            topic: topic.map { Int(truncatingIfNeeded: $0) } ?? -1
+        )
     }
 
     /// The unsigned decimal starting at `start`; `end` moves past it.

@@ -53,8 +53,10 @@ final class LoopStats {
         if elapsed > messageMaxLatency[id] { messageMaxLatency[id] = elapsed }
     }
 
-    /// Everything measured so far; `expected` is how many messages every subscriber should have.
-    func snapshot(expected: Int) -> LoopSnapshot {
+    /// Everything measured so far; `expected` is how many messages every subscriber should have,
+    /// or with topic groups `topicAccepted` the accepted messages per topic number (a subscriber
+    /// should have those of its two topics). Slow consumers are left out.
+    func snapshot(expected: Int, topicAccepted: [Int]? = nil) -> LoopSnapshot {
         var snapshot = LoopSnapshot(latency: latency, messageDeliveries: messageDeliveries, messageMaxLatency: messageMaxLatency)
         snapshot.deliveries = deliveries
         snapshot.firstDelivery = firstDelivery
@@ -62,14 +64,18 @@ final class LoopStats {
         snapshot.otherFrames = otherFrames
         snapshot.malformed = malformed
         snapshot.streamComments = streamComments
-        for subscriber in subscribers where subscriber.wasJoined {
-            let distinct = subscriber.received - subscriber.duplicates
+        for subscriber in subscribers where subscriber.wasJoined && !subscriber.isSlow {
+            let distinct = subscriber.received - subscriber.duplicates - subscriber.misrouted
+            var expected = expected
+            if let topicAccepted, subscriber.personalTopic >= 0 {
+                expected = topicAccepted[subscriber.personalTopic] + topicAccepted[subscriber.groupTopic]
+            }
             snapshot.subscribers += 1
             snapshot.received += subscriber.received
             snapshot.duplicates += subscriber.duplicates
             snapshot.outOfOrder += subscriber.outOfOrder
             snapshot.lost += max(0, expected - distinct)
-            snapshot.unexpected += max(0, distinct - expected)
+            snapshot.unexpected += subscriber.misrouted + max(0, distinct - expected)
             snapshot.heartbeatsSent += subscriber.heartbeatsSent
             snapshot.heartbeatReplies += subscriber.heartbeatReplies
             if subscriber.isOpen { snapshot.open += 1 }

@@ -13,4 +13,8 @@ struct PublishResult: Sendable {
     var maxBacklog = 0
     /// Time from writing a request to reading its answer, in microseconds.
     var answerLatency = LoopStats.makeHistogram()
+    /// With topic groups: each message's topic number (by message id), and how many accepted
+    /// messages each topic got. Empty otherwise.
+    var messageTopics: [Int32] = []
+    var topicAccepted: [Int] = []
 }

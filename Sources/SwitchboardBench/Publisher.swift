@@ -18,12 +18,17 @@ final class Publisher {
     private var responseDeadline: Scheduled<Void>?
     private var done: EventLoopPromise<PublishResult>?
     private var roundRobin = 0
+    /// Picks each message's topic (topic groups); a fixed seed makes runs repeatable.
+    private var random = SeededRandom(seed: 0x5357_4954_4348)
 
     init(configuration: PublisherConfiguration, loop: EventLoop, counters: BenchCounters) {
         self.configuration = configuration
         self.loop = loop
         self.counters = counters
         self.connections = Array(repeating: nil, count: configuration.connections)
+        if let layout = configuration.topicLayout {
+            result.topicAccepted = Array(repeating: 0, count: layout.topicCount)
+        }
     }
 
     /// Opens every connection; fails if one cannot be opened.
@@ -116,23 +121,36 @@ final class Publisher {
         let id = result.sent
         let sequence = connection.nextSequence
         let sentAt = MonotonicClock.nanoseconds()
-        let fields = "{\"seq\":\(id),\"c\":\(connection.index),\"cs\":\(sequence),\"t\":\(sentAt),\"pad\":\""
+        var topic = -1
+        var topicField = ""
+        if let layout = configuration.topicLayout {
+            topic = layout.pick(using: &random)
+            result.messageTopics.append(Int32(topic))
+            topicField = ",\"tp\":\(topic)"
+        }
+        let fields = "{\"seq\":\(id),\"c\":\(connection.index),\"cs\":\(sequence),\"t\":\(sentAt)\(topicField),\"pad\":\""
         let fieldsLength = fields.utf8.count
         let padding = max(0, configuration.payloadSize - fieldsLength - 2)
         let parts = configuration.bodyParts
         let payloadLength = fieldsLength + padding + 2
-        let bodyLength = parts.reduce(0) { $0 + $1.count } + (parts.count - 1) * payloadLength
+        let topicName = topic >= 0 ? configuration.topicNames[topic] : []
+        let bodyLength = configuration.bodyPartsLength + configuration.payloadSlots * payloadLength + configuration.topicSlots * topicName.count
         var request = connection.allocator.buffer(capacity: configuration.requestHead.count + 24 + bodyLength)
         request.writeBytes(configuration.requestHead)
         request.writeString("\(bodyLength)\r\n\r\n")
         request.writeBytes(parts[0])
-        for part in parts.dropFirst() {
-            request.writeString(fields)
-            request.writeRepeatingByte(UInt8(ascii: "x"), count: padding)
-            request.writeStaticString("\"}")
+        for (slot, part) in zip(configuration.bodySlots, parts.dropFirst()) {
+            switch slot {
+            case .payload:
+                request.writeString(fields)
+                request.writeRepeatingByte(UInt8(ascii: "x"), count: padding)
+                request.writeStaticString("\"}")
+            case .topic:
+                request.writeBytes(topicName)
+            }
             request.writeBytes(part)
         }
-        connection.send(request, sentAt: sentAt)
+        connection.send(request, id: id, sentAt: sentAt)
         result.sent += 1
         result.lastSentAt = sentAt
         inFlight += 1
@@ -167,7 +185,7 @@ final class Publisher {
 
     // MARK: - Answers (called by the connections)
 
-    func answered(status: Int, sentAt: UInt64) {
+    func answered(status: Int, id: Int, sentAt: UInt64) {
         guard inFlight > 0 else { return }
         inFlight -= 1
         let now = MonotonicClock.nanoseconds()
@@ -175,6 +193,9 @@ final class Publisher {
         counters.publishAnswered.add(1, ordering: .relaxed)
         if (200..<300).contains(status) {
             result.accepted += 1
+            if !result.topicAccepted.isEmpty, id < result.messageTopics.count {
+                result.topicAccepted[Int(result.messageTopics[id])] += 1
+            }
         } else {
             result.errors += 1
             result.errorKinds["HTTP \(status)", default: 0] += 1

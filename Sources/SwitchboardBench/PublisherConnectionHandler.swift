@@ -10,8 +10,9 @@ final class PublisherConnectionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var parser = HTTPResponseParser()
     private var inbound: ByteBuffer?
-    /// Send times of the requests in flight, oldest first (answers come in request order).
-    private var sendTimes: [UInt64] = []
+    /// Message ids and send times of the requests in flight, oldest first (answers come in
+    /// request order).
+    private var sendTimes: [(id: Int, sentAt: UInt64)] = []
     private var firstSendTime = 0
     var inFlight: Int { sendTimes.count - firstSendTime }
     private(set) var isOpen = false
@@ -31,14 +32,14 @@ final class PublisherConnectionHandler: ChannelInboundHandler {
         return sequence
     }
 
-    func send(_ request: ByteBuffer, sentAt: UInt64) {
+    func send(_ request: ByteBuffer, id: Int, sentAt: UInt64) {
         guard let context else { return }
-        sendTimes.append(sentAt)
+        sendTimes.append((id, sentAt))
         context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
 
-    /// The send time of the oldest request in flight, which the next answer belongs to.
-    private func popSendTime() -> UInt64 {
+    /// The oldest request in flight, which the next answer belongs to.
+    private func popSendTime() -> (id: Int, sentAt: UInt64) {
         let sentAt = sendTimes[firstSendTime]
         firstSendTime += 1
         if firstSendTime == sendTimes.count {
@@ -46,6 +47,11 @@ final class PublisherConnectionHandler: ChannelInboundHandler {
             firstSendTime = 0
         }
         return sentAt
+    }
+
+    private func answer(_ status: Int) {
+        let request = popSendTime()
+        publisher.answered(status: status, id: request.id, sentAt: request.sentAt)
     }
 
     func close() {
@@ -69,7 +75,7 @@ final class PublisherConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         isOpen = false
         if let response = parser.connectionClosed(), inFlight > 0 {
-            publisher.answered(status: response.status, sentAt: popSendTime())
+            answer(response.status)
         }
         let unanswered = inFlight
         sendTimes.removeAll()
@@ -96,7 +102,7 @@ final class PublisherConnectionHandler: ChannelInboundHandler {
         do {
             while let response = try parser.next(from: &buffer) {
                 if inFlight > 0 {
-                    publisher.answered(status: response.status, sentAt: popSendTime())
+                    answer(response.status)
                 }
                 if response.closes {
                     closeReason = "the server closed the connection (Connection: close)"

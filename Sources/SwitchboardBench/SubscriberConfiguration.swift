@@ -25,11 +25,22 @@ struct SubscriberConfiguration: Sendable {
     /// Publisher connections, so deliveries can be checked per connection.
     var publisherConnections: Int
     var maxFrameSize = 16 << 20
+    /// Many small topics (nil: every subscriber joins `topic`).
+    var topicLayout: TopicLayout?
+    /// Share of subscribers that stop reading when the publish phase starts (0 = none).
+    var slowFraction: Double
+    private var joinPayload: String
 
-    init(wireProtocol: WireProtocol, url: BenchURL, topic: String, joinPayload: String, heartbeatInterval: Double, handshakeTimeout: Double, publisherConnections: Int) {
+    init(
+        wireProtocol: WireProtocol, url: BenchURL, topic: String, joinPayload: String, heartbeatInterval: Double, handshakeTimeout: Double, publisherConnections: Int,
+        topicLayout: TopicLayout? = nil, slowFraction: Double = 0
+    ) {
         self.wireProtocol = wireProtocol
         self.url = url
         self.topic = topic
+        self.joinPayload = joinPayload
+        self.topicLayout = topicLayout
+        self.slowFraction = slowFraction
         self.heartbeatInterval = heartbeatInterval
         self.handshakeTimeout = handshakeTimeout
         self.publisherConnections = publisherConnections
@@ -48,14 +59,33 @@ struct SubscriberConfiguration: Sendable {
             )
         }
         upgradeRequest = request
+        joinMessage = Self.joinMessage(wireProtocol, topic: topic, ref: 1, payload: joinPayload)
+    }
+
+    /// Whether subscriber `index` is a slow consumer: those with ⌊(i+1)·F⌋ > ⌊i·F⌋, which spreads
+    /// ⌊N·F⌋ of N evenly (F = 0.01: subscribers 99, 199, 299, …).
+    func isSlow(index: Int) -> Bool {
+        slowFraction > 0 && (Double(index + 1) * slowFraction).rounded(.down) > (Double(index) * slowFraction).rounded(.down)
+    }
+
+    /// The unmasked join frame payloads subscriber `index` sends, one per topic it joins (with
+    /// topic groups: its personal topic with ref 1, then its group's with ref 2).
+    func joinMessages(index: Int) -> [[UInt8]] {
+        guard let layout = topicLayout else { return [joinMessage] }
+        return [layout.personalTopic(ofSubscriber: index), layout.groupTopic(ofSubscriber: index)].enumerated().map { offset, topic in
+            Self.joinMessage(wireProtocol, topic: layout.name(of: topic), ref: offset + 1, payload: joinPayload)
+        }
+    }
+
+    private static func joinMessage(_ wireProtocol: WireProtocol, topic: String, ref: Int, payload: String) -> [UInt8] {
         let topicJSON = JSONText.string(topic)
         switch wireProtocol {
         case .v2:
-            joinMessage = Array("[\"1\",\"1\",\(topicJSON),\"phx_join\",\(joinPayload)]".utf8)
+            return Array("[\"\(ref)\",\"\(ref)\",\(topicJSON),\"phx_join\",\(payload)]".utf8)
         case .v1:
-            joinMessage = Array("{\"topic\":\(topicJSON),\"event\":\"phx_join\",\"payload\":\(joinPayload),\"ref\":\"1\",\"join_ref\":\"1\"}".utf8)
+            return Array("{\"topic\":\(topicJSON),\"event\":\"phx_join\",\"payload\":\(payload),\"ref\":\"\(ref)\",\"join_ref\":\"\(ref)\"}".utf8)
         case .raw, .sse:
-            joinMessage = []
+            return []
         }
     }
 

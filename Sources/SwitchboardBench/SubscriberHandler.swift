@@ -20,6 +20,18 @@ final class SubscriberHandler: ChannelInboundHandler {
     private let configuration: SubscriberConfiguration
     private let stats: LoopStats
     private let counters: BenchCounters
+    /// The subscriber's number in the run (0 ..< --subscribers).
+    let index: Int
+    /// A slow consumer: stops reading when the publish phase starts; its deliveries are not
+    /// measured (see `SubscriberHandler+SlowConsumer`).
+    let isSlow: Bool
+    /// With topic groups: the two topic numbers this subscriber joined (else -1).
+    let personalTopic: Int
+    let groupTopic: Int
+    /// True when a delivery needs a check beyond the common path (slow, or topic groups).
+    private let screensDeliveries: Bool
+    private let joinMessages: [[UInt8]]
+    private var pendingJoins: Int
     private var state = State.connecting
     private var context: ChannelHandlerContext?
     /// Bytes read but not yet parsed (a partial frame, event or HTTP head); nil when none.
@@ -31,9 +43,16 @@ final class SubscriberHandler: ChannelInboundHandler {
     private var nextRef = 2
     /// Set once the connection has been counted as joined or as failed.
     private var accounted = false
-    private var closingByBench = false
+    private(set) var closingByBench = false
     private var serverCloseReason: String?
     private var windows: [SequenceWindow]
+    /// Slow consumers: how many messages to read after `resumeReading` before it counts as
+    /// caught up; whether it was counted in `BenchCounters.slowSettled`; how it ended.
+    var slowExpected = Int.max
+    var slowSettled = false
+    private(set) var serverCloseCode: Int?
+    private(set) var socketError: String?
+    private(set) var failure: String?
 
     private(set) var wasJoined = false
     private(set) var received = 0
@@ -41,12 +60,25 @@ final class SubscriberHandler: ChannelInboundHandler {
     private(set) var outOfOrder = 0
     private(set) var heartbeatsSent = 0
     private(set) var heartbeatReplies = 0
+    /// Deliveries of a topic this subscriber did not join (topic groups).
+    private(set) var misrouted = 0
     var isOpen: Bool { state == .joined }
+    var isClosed: Bool { state == .closed }
 
-    init(configuration: SubscriberConfiguration, stats: LoopStats, counters: BenchCounters) {
+    init(configuration: SubscriberConfiguration, stats: LoopStats, counters: BenchCounters, index: Int) {
         self.configuration = configuration
         self.stats = stats
         self.counters = counters
+        self.index = index
+        let slow = configuration.isSlow(index: index)
+        self.isSlow = slow
+        self.personalTopic = configuration.topicLayout?.personalTopic(ofSubscriber: index) ?? -1
+        self.groupTopic = configuration.topicLayout?.groupTopic(ofSubscriber: index) ?? -1
+        self.screensDeliveries = slow || configuration.topicLayout != nil
+        let joins = configuration.joinMessages(index: index)
+        self.joinMessages = joins
+        self.pendingJoins = joins.count
+        self.nextRef = joins.count + 1
         self.windows = Array(repeating: SequenceWindow(), count: max(1, configuration.publisherConnections))
     }
 
@@ -84,13 +116,19 @@ final class SubscriberHandler: ChannelInboundHandler {
             accounted = true
             counters.connectionFailed(previous == .upgrading ? "closed during the upgrade" : "closed before the join reply")
         } else if previous == .joined, !closingByBench {
-            counters.connectionLost(serverCloseReason.map { "closed by the server: \($0)" } ?? "connection closed by the server")
+            if isSlow {
+                settleSlow()
+            } else {
+                counters.connectionLost(serverCloseReason.map { "closed by the server: \($0)" } ?? "connection closed by the server")
+            }
         }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if !closingByBench, state != .closed {
+        if isSlow, wasJoined {
+            if socketError == nil { socketError = (error as? IOError).map { "socket error \($0.errnoCode)" } ?? "socket error" }
+        } else if !closingByBench, state != .closed {
             counters.note("socket error: \(error)")
         }
         context.close(promise: nil)
@@ -194,8 +232,10 @@ final class SubscriberHandler: ChannelInboundHandler {
             scheduleHeartbeat()
         } else {
             state = .joining
-            var frame = context.channel.allocator.buffer(capacity: configuration.joinMessage.count + 14)
-            WebSocketFrame.writeMasked(opcode: WebSocketFrame.text, payload: configuration.joinMessage, into: &frame)
+            var frame = context.channel.allocator.buffer(capacity: joinMessages.reduce(0) { $0 + $1.count + 14 })
+            for message in joinMessages {
+                WebSocketFrame.writeMasked(opcode: WebSocketFrame.text, payload: message, into: &frame)
+            }
             context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
             scheduleHeartbeat()
         }
@@ -231,6 +271,7 @@ final class SubscriberHandler: ChannelInboundHandler {
             let code = payload.readInteger(as: UInt16.self)
             let reason = payload.readString(length: payload.readableBytes) ?? ""
             serverCloseReason = code.map { "\($0)" + (reason.isEmpty ? "" : " \(reason)") } ?? "close frame without a code"
+            serverCloseCode = code.map { Int($0) } ?? 1005
             if !accounted {
                 fail("closed by the server before joining: \(serverCloseReason!)")
                 return
@@ -263,7 +304,9 @@ final class SubscriberHandler: ChannelInboundHandler {
             record(delivery, now: now)
         } else if let name = block.event, EventStreamParser.equals(name, "switchboard:close") {
             // Switchboard's last event before it ends a stream: {"code": …, "reason": …}.
-            serverCloseReason = String(decoding: UnsafeRawBufferPointer(rebasing: data.prefix(200)), as: UTF8.self)
+            let text = String(decoding: UnsafeRawBufferPointer(rebasing: data.prefix(200)), as: UTF8.self)
+            serverCloseReason = text
+            serverCloseCode = Self.closeCode(inEventData: text)
         } else {
             stats.otherFrames += 1
         }
@@ -278,7 +321,8 @@ final class SubscriberHandler: ChannelInboundHandler {
                     heartbeatReplies += 1
                 } else if state == .joining {
                     if Delivery.contains("\"status\":\"ok\"", in: bytes) {
-                        markJoined()
+                        pendingJoins -= 1
+                        if pendingJoins == 0 { markJoined() }
                     } else {
                         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes.prefix(200)), as: UTF8.self)
                         fail("join refused: \(text)")
@@ -295,6 +339,17 @@ final class SubscriberHandler: ChannelInboundHandler {
     @inline(__always)
     private func record(_ delivery: Delivery, now: UInt64) {
         received += 1
+        if screensDeliveries {
+            if isSlow {
+                // Not measured: only counted, to tell when a resumed reader has caught up.
+                if received >= slowExpected { settleSlow() }
+                return
+            }
+            if delivery.topic != personalTopic, delivery.topic != groupTopic {
+                misrouted += 1
+                return
+            }
+        }
         guard delivery.connection >= 0, delivery.connection < windows.count else {
             stats.malformed += 1
             return
@@ -308,6 +363,48 @@ final class SubscriberHandler: ChannelInboundHandler {
         case .duplicate:
             duplicates += 1
         }
+    }
+
+    // MARK: - Slow consumers
+
+    /// Stops reading from the socket (publish phase start), so the server's queue to this
+    /// subscriber grows until the server closes it or the run ends. Only a server close (FIN or
+    /// reset) still makes NIO read what is buffered.
+    func stopReading() {
+        guard isSlow, state == .joined, let context else { return }
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+    }
+
+    /// Reads again (after the drain) to find out whether the server closed the connection: it
+    /// settles once it reads the end of the stream or `expected` messages (caught up, still open).
+    func resumeReading(expected: Int) {
+        guard isSlow, wasJoined else { return }
+        slowExpected = expected
+        if state == .closed || received >= expected { settleSlow() }
+        guard state != .closed, let context else { return }
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+    }
+
+    /// How a slow consumer's connection ended (nil: still open; only after the bench closed it).
+    var slowOutcome: String? {
+        guard state == .closed, !closingByBench else { return nil }
+        if let failure { return "closed by the bench: \(failure)" }
+        if let serverCloseCode { return "close code \(serverCloseCode)" }
+        if let socketError { return socketError }
+        return "end of stream without a close \(configuration.wireProtocol == .sse ? "event" : "frame")"
+    }
+
+    private func settleSlow() {
+        guard isSlow, wasJoined, !slowSettled else { return }
+        slowSettled = true
+        counters.slowSettled.add(1, ordering: .relaxed)
+    }
+
+    /// The code in a `switchboard:close` event's data, `{"code":1008,"reason":"…"}`.
+    private static func closeCode(inEventData text: String) -> Int? {
+        guard let key = text.firstRange(of: "\"code\"") else { return nil }
+        let digits = text[key.upperBound...].drop { $0 == ":" || $0 == " " }.prefix { $0.isASCII && $0.isNumber }
+        return Int(digits)
     }
 
     // MARK: - Lifecycle
@@ -329,7 +426,12 @@ final class SubscriberHandler: ChannelInboundHandler {
             accounted = true
             counters.connectionFailed(reason)
         } else if state == .joined, !closingByBench {
-            counters.connectionLost(reason)  // state becomes .closed: channelInactive will not count it again
+            if isSlow {
+                failure = reason
+                settleSlow()
+            } else {
+                counters.connectionLost(reason)  // state becomes .closed: channelInactive will not count it again
+            }
         }
         state = .closed
         handshakeTimeout?.cancel()

@@ -41,7 +41,7 @@ struct SubscriberPool: Sendable {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(SubscriberHandler(configuration: configuration, stats: stats.value, counters: counters))
+                    try channel.pipeline.syncOperations.addHandler(SubscriberHandler(configuration: configuration, stats: stats.value, counters: counters, index: index))
                 }
             }
         if let source = sources[index % sources.count] {
@@ -98,11 +98,73 @@ struct SubscriberPool: Sendable {
         return result
     }
 
-    /// Every loop's measurements.
-    func snapshots(expected: Int) throws -> [LoopSnapshot] {
+    /// Every loop's measurements. `expected`: messages per subscriber; with topic groups,
+    /// `topicAccepted` (accepted messages per topic number) gives each subscriber its own.
+    func snapshots(expected: Int, topicAccepted: [Int]? = nil) throws -> [LoopSnapshot] {
         try zip(loops, stats).map { loop, stats in
-            try loop.submit { stats.value.snapshot(expected: expected) }.wait()
+            try loop.submit { stats.value.snapshot(expected: expected, topicAccepted: topicAccepted) }.wait()
         }
+    }
+
+    /// The numbers of the subscribers that joined and are not slow consumers: the ones whose
+    /// deliveries are measured.
+    func measuredSubscribers() throws -> [Int] {
+        try zip(loops, stats).flatMap { loop, stats in
+            try loop.submit { stats.value.subscribers.filter { $0.wasJoined && !$0.isSlow }.map(\.index) }.wait()
+        }
+    }
+
+    // MARK: - Slow consumers
+
+    /// Makes every joined slow consumer stop reading; returns how many joined.
+    func stopSlowSubscribers() throws -> Int {
+        try zip(loops, stats).map { loop, stats in
+            try loop.submit { () -> Int in
+                var count = 0
+                for subscriber in stats.value.subscribers where subscriber.isSlow && subscriber.wasJoined {
+                    subscriber.stopReading()
+                    count += 1
+                }
+                return count
+            }.wait()
+        }.reduce(0, +)
+    }
+
+    /// Makes the slow consumers read again and waits, at most `timeout` seconds for all of them
+    /// together, until each reached the end of its stream or caught up (read `expected(index)`
+    /// messages); then reports how each ended.
+    func probeSlowSubscribers(count: Int, timeout: Double, expected: @escaping @Sendable (Int) -> Int) throws -> SlowConsumerReport {
+        for (loop, stats) in zip(loops, stats) {
+            try loop.submit {
+                for subscriber in stats.value.subscribers where subscriber.isSlow && subscriber.wasJoined {
+                    subscriber.resumeReading(expected: expected(subscriber.index))
+                }
+            }.wait()
+        }
+        let deadline = MonotonicClock.nanoseconds() + UInt64(timeout * 1e9)
+        while counters.slowSettled.load(ordering: .relaxed) < count, MonotonicClock.nanoseconds() < deadline {
+            usleep(5000)
+        }
+        var report = SlowConsumerReport()
+        for (loop, stats) in zip(loops, stats) {
+            report.add(
+                try loop.submit { () -> SlowConsumerReport in
+                    var report = SlowConsumerReport()
+                    for subscriber in stats.value.subscribers where subscriber.isSlow && subscriber.wasJoined {
+                        report.subscribers += 1
+                        report.received += subscriber.received
+                        if !subscriber.isClosed {
+                            report.stillOpen += 1
+                        } else if let outcome = subscriber.slowOutcome {
+                            report.outcomes[outcome, default: 0] += 1
+                            if subscriber.failure != nil { report.failed += 1 } else { report.closedByServer += 1 }
+                        }
+                    }
+                    return report
+                }.wait()
+            )
+        }
+        return report
     }
 
     /// Closes every subscriber connection (close frame, then the socket); waits up to 5 s.
