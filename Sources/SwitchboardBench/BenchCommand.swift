@@ -38,10 +38,11 @@ struct BenchCommand: ParsableCommand {
             spread (0.01: subscribers 99, 199, …), connect and join like the others, then stop \
             reading from their sockets when publishing starts, so the server's queue to them grows \
             (bigger --payload-size fills it sooner; loopback socket buffers hold several MB). They \
-            are left out of every delivery number (expected, lost, latency, completion), which \
-            covers the healthy subscribers only. After the drain they read again for at most 5 s \
+            are left out of every delivery number (expected, lost, latency, completion) and of \
+            closed_during_run, which cover the healthy subscribers only. After the drain they read again for at most 5 s \
             in all, and the report counts those the server closed (with its close code, or the \
-            SSE switchboard:close event's) and those still open. Any --protocol.
+            SSE switchboard:close event's) and those still open (SUMMARY: slow_subscribers, \
+            slow_closed_by_server, slow_still_open). Any --protocol.
 
             Many small topics (--topic-groups G, v2 and v1): subscriber i joins two topics over \
             its connection, <topic>:u<i> (its own) and <topic>:g<i/G> (its group of G), e.g. \
@@ -51,7 +52,7 @@ struct BenchCommand: ParsableCommand {
             subscribers of that topic, and a delivery to any other subscriber counts as \
             unexpected. Order is still checked per publisher connection (a subscriber sees a \
             subset of each connection's messages, increasing), and broadcast completion is per \
-            message, against its topic's size.
+            message, against its topic's size. SUMMARY: topics, topic_groups, group_share.
 
             Only loopback targets (127.0.0.0/8) are accepted. Every phase is bounded in time.
             """

@@ -23,7 +23,7 @@ final class SubscriberHandler: ChannelInboundHandler {
     /// The subscriber's number in the run (0 ..< --subscribers).
     let index: Int
     /// A slow consumer: stops reading when the publish phase starts; its deliveries are not
-    /// measured (see `SubscriberHandler+SlowConsumer`).
+    /// measured (see "Slow consumers" below).
     let isSlow: Bool
     /// With topic groups: the two topic numbers this subscriber joined (else -1).
     let personalTopic: Int
@@ -43,13 +43,13 @@ final class SubscriberHandler: ChannelInboundHandler {
     private var nextRef = 2
     /// Set once the connection has been counted as joined or as failed.
     private var accounted = false
-    private(set) var closingByBench = false
+    private var closingByBench = false
     private var serverCloseReason: String?
     private var windows: [SequenceWindow]
     /// Slow consumers: how many messages to read after `resumeReading` before it counts as
     /// caught up; whether it was counted in `BenchCounters.slowSettled`; how it ended.
-    var slowExpected = Int.max
-    var slowSettled = false
+    private var slowExpected = Int.max
+    private var slowSettled = false
     private(set) var serverCloseCode: Int?
     private(set) var socketError: String?
     private(set) var failure: String?
