@@ -13,7 +13,7 @@ import SwitchboardRESP
 extension RedisBroker {
     /// Reports `hub`'s local subscriber counts to the cluster (call once, after creating the hub).
     public func countSubscribers(of hub: Hub) {
-        countSource.withLock { $0 = { [weak hub] in hub?.localTopics() ?? [:] } }
+        countSource.withLock { $0 = CountSource(counts: { [weak hub] in hub?.localTopics() ?? [:] }) }
     }
 
     var nodesKey: String { configuration.keyPrefix + "nodes" }
@@ -34,7 +34,7 @@ extension RedisBroker {
     /// Replaces this node's counts in Redis with the hub's current ones.
     func writeCounts() async {
         guard client.isConnected, let source = countSource.withLock({ $0 }) else { return }
-        let counts = source()
+        let counts = source.counts()
         let key = countsKey(node: nodeID)
         let ttl = configuration.countsTTL.components
         let ttlMilliseconds = max(1, ttl.seconds * 1000 + ttl.attoseconds / 1_000_000_000_000_000)
@@ -61,7 +61,7 @@ extension RedisBroker {
     /// Subscriber counts of every topic summed over all nodes (this node's live counts plus the
     /// others' last reported ones).
     public func clusterSubscriberCounts() async throws -> [String: Int] {
-        var totals = countSource.withLock { $0 }?() ?? [:]
+        var totals = countSource.withLock { $0 }?.counts() ?? [:]
         let others = try await otherNodes()
         guard !others.isEmpty else { return totals }
         for result in await client.send(others.map { RESPCommand("HGETALL", countsKey(node: $0)) }) {
@@ -76,7 +76,7 @@ extension RedisBroker {
 
     /// Subscribers of `topic` summed over all nodes.
     public func clusterSubscriberCount(topic: String) async throws -> Int {
-        var total = countSource.withLock { $0 }?()[topic] ?? 0
+        var total = countSource.withLock { $0 }?.counts()[topic] ?? 0
         let others = try await otherNodes()
         guard !others.isEmpty else { return total }
         for result in await client.send(others.map { RESPCommand("HGET", countsKey(node: $0), topic) }) {

@@ -33,13 +33,23 @@ public final class RedisBroker: Broker, Service {
     /// The Redis connection (pub/sub and publishing share it).
     public let client: RESPClient
     let logger: Logger
-    let sink = Mutex<(@Sendable (Broadcast) -> Void)?>(nil)
+    /// Closures are kept in structs: a bare closure as a `Mutex`'s value is re-wrapped in two
+    /// reabstraction thunks by every `withLock` (see `MemoryBroker`), making each call slower and deeper.
+    let sink = Mutex<Sink?>(nil)
     let subscriptions = Mutex<[String: RESPSubscription]>([:])
     let queue = Mutex(Outbound())
     let wakeUp: AsyncStream<Void>.Continuation
     let wakeUps: AsyncStream<Void>
     let counters = Counters()
-    let countSource = Mutex<(@Sendable () -> [String: Int])?>(nil)
+    let countSource = Mutex<CountSource?>(nil)
+
+    struct Sink {
+        let deliver: @Sendable (Broadcast) -> Void
+    }
+
+    struct CountSource {
+        let counts: @Sendable () -> [String: Int]
+    }
 
     struct Outbound {
         var messages = Deque<RESPCommand>()
@@ -89,12 +99,12 @@ public final class RedisBroker: Broker, Service {
     // MARK: Broker
 
     public func attach(_ deliver: @escaping @Sendable (Broadcast) -> Void) {
-        sink.withLock { $0 = deliver }
+        sink.withLock { $0 = Sink(deliver: deliver) }
     }
 
     public func publish(_ broadcast: Broadcast) {
-        let deliver = sink.withLock { $0 }
-        deliver?(broadcast)
+        let sink = sink.withLock { $0 }
+        sink?.deliver(broadcast)
         guard client.isConnected else {
             drop(1, reason: "Redis is not connected")
             return
@@ -146,7 +156,7 @@ public final class RedisBroker: Broker, Service {
         do {
             let envelope = try RedisEnvelope(decoding: message.payload, topic: topic)
             counters.received.add(1, ordering: .relaxed)
-            sink.withLock { $0 }?(envelope.broadcast)
+            sink.withLock { $0 }?.deliver(envelope.broadcast)
         } catch {
             counters.malformed.add(1, ordering: .relaxed)
             logger.debug("ignored a malformed message from Redis", metadata: ["switchboard.topic": "\(topic)", "error": "\(error)"])

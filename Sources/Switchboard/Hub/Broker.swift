@@ -20,17 +20,25 @@ public protocol Broker: Sendable {
 
 /// The single-node broker: a broadcast goes straight to this node's hub.
 public final class MemoryBroker: Broker {
-    private let sink = Mutex<(@Sendable (Broadcast) -> Void)?>(nil)
+    private let sink = Mutex<Sink?>(nil)
+
+    /// The hub's delivery closure, wrapped in a struct on purpose: a bare closure as a `Mutex`'s
+    /// value comes back from every `withLock` wrapped in two more reabstraction thunks (the
+    /// generic `inout` converts it and writes the converted value back), so each publish made the
+    /// next one slower and its call stack deeper (seen: 660 µs per publish after 20 000).
+    private struct Sink {
+        let deliver: @Sendable (Broadcast) -> Void
+    }
 
     public init() {}
 
     public func attach(_ deliver: @escaping @Sendable (Broadcast) -> Void) {
-        sink.withLock { $0 = deliver }
+        sink.withLock { $0 = Sink(deliver: deliver) }
     }
 
     public func publish(_ broadcast: Broadcast) {
-        let deliver = sink.withLock { $0 }
-        deliver?(broadcast)
+        let sink = sink.withLock { $0 }
+        sink?.deliver(broadcast)
     }
 
     public func topicOccupied(_ topic: String) {}
