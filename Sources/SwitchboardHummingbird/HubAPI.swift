@@ -55,7 +55,25 @@ public struct HubAPI: Sendable {
     }
 
     func broadcast(_ request: Request) async throws -> Response {
-        let body = try await Self.readJSON(request, limit: maxBodySize)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: maxBodySize)
+        } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "request body over \(maxBodySize) bytes")
+        }
+        let count = try publish(body: buffer)
+        return Self.json(.accepted, Self.published(count))
+    }
+
+    /// The answer to a publish of `count` messages.
+    static func published(_ count: Int) -> JSONValue { ["published": .int(Int64(count))] }
+
+    /// `POST /api/broadcast` without the HTTP around it: parses and checks `body` (one message or
+    /// `{"messages": [ … ]}`), then publishes every message, or none when one is invalid. Returns how
+    /// many were published; throws the `APIError` to answer with. Synchronous, so the connection's
+    /// event loop can answer a publish without a task (`HTTPServerBuilder.switchboard(api:)`).
+    public func publish(body buffer: ByteBuffer) throws -> Int {
+        let body = try Self.parseJSON(buffer)
         let items: [JSONValue]
         if let messages = body["messages"] {
             guard let list = messages.arrayValue else { throw APIError(.unprocessableContent, "invalid_request", "messages must be an array") }
@@ -77,7 +95,7 @@ public struct HubAPI: Sendable {
             broadcasts.append(Broadcast(topic: topic, event: event, payload: .json(payload)))
         }
         for broadcast in broadcasts { hub.publish(broadcast) }
-        return Self.json(.accepted, ["published": .int(Int64(broadcasts.count))])
+        return broadcasts.count
     }
 
     /// Cluster totals when available, else this node's counts.
@@ -110,6 +128,10 @@ public struct HubAPI: Sendable {
         } catch {
             throw APIError(.contentTooLarge, "body_too_large", "request body over \(limit) bytes")
         }
+        return try parseJSON(buffer)
+    }
+
+    static func parseJSON(_ buffer: ByteBuffer) throws -> JSONValue {
         do {
             let value = try JSONParser.parse(buffer)
             guard value.objectValue != nil else { throw APIError(.badRequest, "invalid_json", "the body must be a JSON object") }
@@ -118,6 +140,21 @@ public struct HubAPI: Sendable {
             throw error
         } catch {
             throw APIError(.badRequest, "invalid_json", "\(error)")
+        }
+    }
+
+    /// Throws the 401 `APIError` unless `authorization` is `Bearer <key>`.
+    static func checkKey(authorization: String?, key: String) throws {
+        let header = authorization ?? ""
+        let prefix = "Bearer "
+        guard header.hasPrefix(prefix) else {
+            throw APIError(.unauthorized, "unauthorized", "missing API key (Authorization: Bearer <key>)")
+        }
+        let given = SHA256.hash(data: Data(header.dropFirst(prefix.count).utf8))
+        let expected = SHA256.hash(data: Data(key.utf8))
+        // Comparing fixed-length digests keeps the comparison time independent of the key.
+        guard given == expected else {
+            throw APIError(.unauthorized, "unauthorized", "invalid API key")
         }
     }
 
@@ -154,17 +191,7 @@ public struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let header = request.headers[.authorization] ?? ""
-        let prefix = "Bearer "
-        guard header.hasPrefix(prefix) else {
-            throw APIError(.unauthorized, "unauthorized", "missing API key (Authorization: Bearer <key>)")
-        }
-        let given = SHA256.hash(data: Data(header.dropFirst(prefix.count).utf8))
-        let expected = SHA256.hash(data: Data(key.utf8))
-        // Comparing fixed-length digests keeps the comparison time independent of the key.
-        guard given == expected else {
-            throw APIError(.unauthorized, "unauthorized", "invalid API key")
-        }
+        try HubAPI.checkKey(authorization: request.headers[.authorization], key: key)
         return try await next(request, context)
     }
 }

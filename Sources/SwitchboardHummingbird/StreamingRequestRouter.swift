@@ -15,23 +15,33 @@ struct StreamingEndpoints: Sendable {
     var longPolls: [(path: String, socket: PhoenixSocket, registry: LongPollRegistry)] = []
     /// The plain-channel routes, asked about `GET` requests that accept `text/event-stream`.
     var plainResponder: PlainUpgradeResponder?
+    /// `POST {path}` publishes through this API on the connection's event loop (no task per request).
+    var publish: (path: String, api: HubAPI)?
 
-    var isEmpty: Bool { eventStreams.isEmpty && longPolls.isEmpty && plainResponder == nil }
+    var isEmpty: Bool { eventStreams.isEmpty && longPolls.isEmpty && plainResponder == nil && publish == nil }
 }
 
 /// Sits in every HTTP connection's pipeline, right after the request decoder, and takes the
-/// requests for SSE and long-poll endpoints before Hummingbird sees them (on any request of a
-/// keep-alive connection, not only the first). Everything else passes through untouched.
+/// requests for SSE and long-poll endpoints, and HTTP API publishes, before Hummingbird sees them
+/// (on any request of a keep-alive connection, not only the first). Everything else passes
+/// through untouched.
+///
+/// A publish (`POST /api/broadcast`) is answered here, on the connection's event loop: handing it
+/// to a Hummingbird task and back costs two thread wake-ups, which under fan-out load (every core
+/// busy) took milliseconds and showed in every delivery's latency.
 ///
 /// An SSE request becomes a stream owned by an `EventStreamHandler` (the HTTP handlers are taken
 /// out of its way: no task and no async channel per stream when it is the connection's first
-/// request). Long-poll requests are answered here and the connection stays HTTP. While one of our
-/// requests is being answered, later requests on the connection wait, so answers keep their order.
-final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+/// request). Long-poll requests are answered here and the connection stays HTTP. Answers keep the
+/// order of pipelined requests: while one of our requests is being answered, later requests wait;
+/// and our answer waits until the HTTP server has written its answers to the requests before it
+/// (its responses pass this handler, which counts them).
+final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
     // @unchecked: all state is used only on the channel's event loop (handler callbacks, and
     // futures hopped there with `hop(to:)` before they touch it).
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum Mode {
@@ -39,6 +49,9 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
         case http(forwarding: Bool)
         /// Reading one of our requests.
         case collecting(HTTPRequestHead, ByteBuffer?, Endpoint)
+        /// Reading the rest of a publish that is too large, to answer it once it is all read (so
+        /// closing does not reset the connection under the client's answer); bytes read so far.
+        case discarding(APIError, Int)
         /// Answering one of our requests; later parts wait.
         case busy
         /// The connection is an event stream now.
@@ -50,6 +63,8 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
         case longPoll(PhoenixSocket, LongPollRegistry)
         /// Maybe a plain channel's route: the plain router decides (else the request goes on to HTTP).
         case plainEventStream
+        /// A publish through the HTTP API.
+        case publish(HubAPI)
     }
 
     private let endpoints: StreamingEndpoints
@@ -68,6 +83,14 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
     private var onQuiesce: (() -> Void)?
     /// The request being answered asked for `connection: close` (or is HTTP/1.0 without keep-alive).
     private var closeAfterAnswer = false
+    /// Requests passed to the HTTP server whose response has not been written completely yet.
+    private var serverResponsesOwed = 0
+    /// Our answer to a request pipelined behind those: it waits until they are written.
+    private var afterServerResponses: (() -> Void)?
+
+    /// Most bytes of an oversized publish read (and dropped) before answering; beyond, the answer
+    /// goes out at once and the connection closes.
+    static let maxDiscardedBytes = 64 << 20
 
     init(endpoints: StreamingEndpoints, logger: Logger, tookOver: @escaping () -> Void) {
         self.endpoints = endpoints
@@ -94,6 +117,32 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
         process(unwrapInboundIn(data), context: context)
     }
 
+    /// The HTTP server's responses pass here on their way out: counts the completed ones, and
+    /// answers our request that waited for them.
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // A stream's handler writes raw bytes through here until this router leaves the pipeline.
+        if case .streaming = mode { return context.write(data, promise: promise) }
+        let ended: Bool
+        if case .end = unwrapOutboundIn(data) { ended = true } else { ended = false }
+        context.write(data, promise: promise)
+        guard ended else { return }
+        serverResponsesOwed = max(0, serverResponsesOwed - 1)
+        if serverResponsesOwed == 0, let answer = afterServerResponses {
+            afterServerResponses = nil
+            answer()
+        }
+    }
+
+    /// Runs `answer` now, or once the HTTP server has answered every request passed to it before
+    /// (so answers keep the order of pipelined requests).
+    private func answerInTurn(_ answer: @escaping () -> Void) {
+        if serverResponsesOwed == 0 {
+            answer()
+        } else {
+            afterServerResponses = answer
+        }
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent, let quiesce = onQuiesce {
             onQuiesce = nil
@@ -109,6 +158,20 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
             return  // an event stream ignores what the client sends
         case .busy:
             waiting.append(part)
+        case .discarding(let error, let discarded):
+            switch part {
+            case .body(let chunk) where discarded + chunk.readableBytes > Self.maxDiscardedBytes:
+                mode = .busy
+                respond(error, close: true)
+            case .body(let chunk):
+                mode = .discarding(error, discarded + chunk.readableBytes)
+            case .end:
+                mode = .busy
+                answerInTurn { [self] in respond(error) }
+            case .head:
+                mode = .busy
+                respond(status: .badRequest, json: ["error": "request head inside a request body"], close: true)
+            }
         case .http(let forwarding):
             if forwarding {
                 if case .end = part { mode = .http(forwarding: false) }
@@ -129,6 +192,7 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
                 context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             } else {
                 mode = .http(forwarding: true)
+                serverResponsesOwed += 1
                 context.fireChannelRead(wrapInboundOut(part))
             }
         case .collecting(let head, var body, let endpoint):
@@ -139,6 +203,11 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
             case .body(var chunk):
                 let limit = endpoint.maxBodySize
                 if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
+                    if case .publish = endpoint {
+                        mode = .discarding(APIError(.contentTooLarge, "body_too_large", "request body over \(limit) bytes"), 0)
+                        closeAfterAnswer = !head.isKeepAlive
+                        return
+                    }
                     mode = .busy
                     return respond(status: .payloadTooLarge, json: ["error": "request body too large"], close: true)
                 }
@@ -147,13 +216,17 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
             case .end:
                 mode = .busy
                 closeAfterAnswer = !head.isKeepAlive
-                switch endpoint {
-                case .eventStream(let socket, let pathTopic):
-                    startEventStream(head, socket: socket, pathTopic: pathTopic)
-                case .longPoll(let socket, let registry):
-                    longPoll(head, body: body ?? ByteBuffer(), socket: socket, registry: registry)
-                case .plainEventStream:
-                    startPlainEventStream(head, body: body)
+                answerInTurn { [self] in
+                    switch endpoint {
+                    case .eventStream(let socket, let pathTopic):
+                        startEventStream(head, socket: socket, pathTopic: pathTopic)
+                    case .longPoll(let socket, let registry):
+                        longPoll(head, body: body ?? ByteBuffer(), socket: socket, registry: registry)
+                    case .plainEventStream:
+                        startPlainEventStream(head, body: body)
+                    case .publish(let api):
+                        publish(head, body: body ?? ByteBuffer(), api: api)
+                    }
                 }
             }
         }
@@ -171,6 +244,9 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
         }
         for (mount, socket, registry) in endpoints.longPolls where path == mount + "/longpoll" {
             return .longPoll(socket, registry)
+        }
+        if let publish = endpoints.publish, head.method == .POST, path == publish.path {
+            return .publish(publish.api)
         }
         if endpoints.plainResponder != nil, head.method == .GET,
             head.headers[canonicalForm: "Accept"].contains(where: { $0.lowercased().hasPrefix("text/event-stream") })
@@ -401,6 +477,7 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
     /// Hands a request we held back to the HTTP server after all, then goes on as usual.
     private func passOn(_ head: HTTPRequestHead, body: ByteBuffer?, context: ChannelHandlerContext) {
         mode = .http(forwarding: false)
+        serverResponsesOwed += 1
         context.fireChannelRead(wrapInboundOut(.head(head)))
         if let body { context.fireChannelRead(wrapInboundOut(.body(body))) }
         context.fireChannelRead(wrapInboundOut(.end(nil)))
@@ -410,6 +487,29 @@ final class StreamingRequestRouter: ChannelInboundHandler, RemovableChannelHandl
         for part in parked {
             process(part, context: context)
         }
+    }
+
+    // MARK: HTTP API publish
+
+    /// `POST /api/broadcast`, answered as the API's Hummingbird route would be.
+    private func publish(_ head: HTTPRequestHead, body: ByteBuffer, api: HubAPI) {
+        do {
+            try HubAPI.checkKey(authorization: head.headers.first(name: "Authorization"), key: api.apiKey)
+            let count = try api.publish(body: body)
+            var answer = ByteBuffer()
+            JSONWriter.write(HubAPI.published(count), into: &answer)
+            respond(status: .accepted, headers: [], body: answer, contentType: "application/json", close: false)
+        } catch let error as APIError {
+            respond(error)
+        } catch {
+            respond(APIError(.internalServerError, "internal_error", "\(error)"))
+        }
+    }
+
+    private func respond(_ error: APIError, close: Bool = false) {
+        var body = ByteBuffer()
+        JSONWriter.write(["error": ["code": .string(error.code), "message": .string(error.message)]], into: &body)
+        respond(status: HTTPResponseStatus(statusCode: error.status.code), headers: [], body: body, contentType: "application/json", close: close)
     }
 
     // MARK: Long-poll
@@ -585,6 +685,7 @@ extension StreamingRequestRouter.Endpoint {
         case .eventStream(let socket, _): return socket.configuration.maxMessageSize
         case .longPoll(let socket, _): return socket.configuration.maxMessageSize
         case .plainEventStream: return 1 << 16
+        case .publish(let api): return api.maxBodySize
         }
     }
 }

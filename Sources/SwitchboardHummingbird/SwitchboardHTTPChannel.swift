@@ -42,7 +42,10 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         self.init(responder: responder, sockets: sockets, eventStreams: eventStreams, plainResponder: plainResponder, http1: http1)
     }
 
-    init(responder: @escaping HTTPChannelHandler.Responder, sockets: [String: PhoenixSocket], eventStreams: [String: PhoenixSocket], plainResponder: PlainUpgradeResponder?, http1: HTTP1Channel.Configuration) {
+    init(
+        responder: @escaping HTTPChannelHandler.Responder, sockets: [String: PhoenixSocket], eventStreams: [String: PhoenixSocket], plainResponder: PlainUpgradeResponder?,
+        api: HubAPI? = nil, http1: HTTP1Channel.Configuration
+    ) {
         self.responder = responder
         self.sockets = sockets.map { (path: Self.mountPath($0.key), socket: $0.value) }
         self.plainResponder = plainResponder
@@ -51,6 +54,7 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         streaming.eventStreams = eventStreams.map { (path: Self.mountPath($0.key), socket: $0.value) }
         streaming.longPolls = self.sockets.filter { $0.socket.configuration.longPoll }.map { (path: $0.path, socket: $0.socket, registry: LongPollRegistry()) }
         streaming.plainResponder = plainResponder
+        streaming.publish = api.map { (path: "/api/broadcast", api: $0) }
         self.streaming = streaming
     }
 
@@ -147,10 +151,14 @@ extension HTTPServerBuilder {
     /// the plain WebSocket channels of `plainChannels`.
     /// Long-poll is served at `{mount}/longpoll` for every socket whose configuration allows it;
     /// Server-Sent Events at each path of `eventStreams` (`GET /events?topics=a,b`, `GET /events/<topic>`).
+    /// With `api` (the `HubAPI` also registered on the app's router), `POST /api/broadcast` is
+    /// answered on the connection's event loop before the router sees it: the same checks and
+    /// answers as the route, without a task and two thread hops per publish.
     public static func switchboard(
         sockets: [String: PhoenixSocket] = [:],
         eventStreams: [String: PhoenixSocket] = [:],
         plainChannels: Router<PlainUpgradeContext>? = nil,
+        api: HubAPI? = nil,
         http1: HTTP1Channel.Configuration = .init()
     ) -> HTTPServerBuilder {
         // Build the plain-channel responder now: routers are not Sendable, responders are.
@@ -159,7 +167,7 @@ extension HTTPServerBuilder {
             return { request, context in try await responder.respond(to: request, context: context) }
         }
         return .init { responder in
-            SwitchboardHTTPChannel(responder: responder, sockets: sockets, eventStreams: eventStreams, plainResponder: plainResponder, http1: http1)
+            SwitchboardHTTPChannel(responder: responder, sockets: sockets, eventStreams: eventStreams, plainResponder: plainResponder, api: api, http1: http1)
         }
     }
 }

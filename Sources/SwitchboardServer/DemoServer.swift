@@ -47,7 +47,7 @@ enum DemoServer {
         if let redis { services.append(redis) }
         return Application(
             router: router,
-            server: .switchboard(sockets: ["/socket": socket], eventStreams: ["/events": socket], plainChannels: plainChannels),
+            server: .switchboard(sockets: ["/socket": socket], eventStreams: ["/events": socket], plainChannels: plainChannels, api: api),
             configuration: .init(address: .hostname(host, port: port), serverName: "switchboard"),
             services: services,
             logger: logger

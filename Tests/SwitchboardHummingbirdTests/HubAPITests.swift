@@ -66,11 +66,26 @@ func http(_ method: String, port: Int, path: String, body: String? = nil, key: S
     return HTTPResult(status: status, json: try? JSONParser.parse(payload))
 }
 
+/// Writes `requests` at once on one connection and returns everything the server sends until it closes.
+func rawExchange(port: Int, _ requests: String) async throws -> String {
+    let loop = MultiThreadedEventLoopGroup.singleton.next()
+    let done = loop.makePromise(of: ByteBuffer.self)
+    let channel = try await ClientBootstrap(group: loop)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ResponseCollector(done: done)) }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+    try await channel.writeAndFlush(ByteBuffer(string: requests)).get()
+    let timeout = loop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
+    defer { timeout.cancel() }
+    return String(buffer: try await done.futureResult.get())
+}
+
 @Suite("HTTP API")
 struct HubAPITests {
-    @Test("POST /api/broadcast reaches WebSocket subscribers; the batch form publishes to many topics")
-    func broadcast() async throws {
-        try await TestServer.run { server in
+    @Test("POST /api/broadcast reaches WebSocket subscribers; the batch form publishes to many topics (on the event loop, and by the router)", arguments: [true, false])
+    func broadcast(onLoop: Bool) async throws {
+        try await TestServer.run(onLoopPublish: onLoop) { server in
             let a = try await server.connect()
             let b = try await server.connect()
             try await join(a, "room:api", ref: "1")
@@ -89,21 +104,67 @@ struct HubAPITests {
         }
     }
 
-    @Test("API calls without the key, or with a wrong one, are 401 with a JSON error")
-    func auth() async throws {
-        try await TestServer.run { server in
-            let none = try await http("GET", port: server.port, path: "/api/topics", key: nil)
-            #expect(none.status == 401)
-            #expect(none.json?["error"]?["code"] == "unauthorized")
-            let wrong = try await http("GET", port: server.port, path: "/api/topics", key: "nope")
-            #expect(wrong.status == 401)
-            #expect(wrong.json?["error"]?["code"] == "unauthorized")
+    @Test("API calls without the key, or with a wrong one, are 401 with a JSON error; nothing is published", arguments: [true, false])
+    func auth(onLoop: Bool) async throws {
+        try await TestServer.run(onLoopPublish: onLoop) { server in
+            let ws = try await server.connect()
+            try await join(ws, "room:auth", ref: "1")
+            for path in ["/api/topics", "/api/broadcast"] {
+                let method = path == "/api/topics" ? "GET" : "POST"
+                let body = method == "POST" ? #"{"topic":"room:auth","event":"e","payload":{}}"# : nil
+                let none = try await http(method, port: server.port, path: path, body: body, key: nil)
+                #expect(none.status == 401, "\(path)")
+                #expect(none.json?["error"]?["code"] == "unauthorized", "\(path)")
+                #expect(none.json?["error"]?["message"] == "missing API key (Authorization: Bearer <key>)", "\(path)")
+                let wrong = try await http(method, port: server.port, path: path, body: body, key: "nope")
+                #expect(wrong.status == 401, "\(path)")
+                #expect(wrong.json?["error"]?["code"] == "unauthorized", "\(path)")
+                #expect(wrong.json?["error"]?["message"] == "invalid API key", "\(path)")
+            }
+            #expect(try await ws.frameArriving(within: .milliseconds(200)) == nil)
+            await ws.close()
         }
     }
 
-    @Test("bad bodies: malformed JSON is 400; missing fields, non-object payloads and reserved events are 422; nothing is published")
-    func badInput() async throws {
+    @Test("a body over the API's limit is 413 body_too_large and publishes nothing", arguments: [true, false])
+    func bodyTooLarge(onLoop: Bool) async throws {
+        try await TestServer.run(onLoopPublish: onLoop) { server in
+            let ws = try await server.connect()
+            try await join(ws, "room:big", ref: "1")
+            let padding = String(repeating: "x", count: 70 * 1024)
+            let result = try await http("POST", port: server.port, path: "/api/broadcast", body: #"{"topic":"room:big","event":"e","payload":{"pad":"\#(padding)"}}"#)
+            #expect(result.status == 413)
+            #expect(result.json?["error"]?["code"] == "body_too_large")
+            #expect(try await ws.frameArriving(within: .milliseconds(200)) == nil)
+            await ws.close()
+        }
+    }
+
+    @Test("publishes pipelined on one keep-alive connection, after an ordinary request, are each answered in order and delivered in order")
+    func pipelinedPublishes() async throws {
         try await TestServer.run { server in
+            let ws = try await server.connect()
+            try await join(ws, "room:pipe", ref: "1")
+            var requests = "GET /api/topics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.apiKey)\r\n\r\n"
+            for n in 1...5 {
+                let body = #"{"topic":"room:pipe","event":"n","payload":{"n":\#(n)}}"#
+                requests += "POST /api/broadcast HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.apiKey)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            }
+            requests += "POST /api/broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+            let response = try await rawExchange(port: server.port, requests)
+            let statuses = response.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(statuses == ["200", "202", "202", "202", "202", "202", "401"])
+            #expect(response.components(separatedBy: #"{"published":1}"#).count == 6)
+            for n in 1...5 {
+                #expect(try await ws.receiveJSON() == v2(nil, nil, "room:pipe", "n", ["n": .int(Int64(n))]))
+            }
+            await ws.close()
+        }
+    }
+
+    @Test("bad bodies: malformed JSON is 400; missing fields, non-object payloads and reserved events are 422; nothing is published", arguments: [true, false])
+    func badInput(onLoop: Bool) async throws {
+        try await TestServer.run(onLoopPublish: onLoop) { server in
             let ws = try await server.connect()
             try await join(ws, "room:bad", ref: "1")
             let cases: [(String, Int, String)] = [

@@ -116,8 +116,11 @@ struct TestServer {
     }
 
     /// Starts a server, runs `body`, and stops the server (also when `body` throws).
+    /// `onLoopPublish`: `POST /api/broadcast` is answered on the event loop (`.switchboard(api:)`,
+    /// as the standalone server does); false: by the API's Hummingbird route.
     static func run(
         configuration: PhoenixSocket.Configuration = .init(),
+        onLoopPublish: Bool = true,
         _ body: @Sendable (TestServer) async throws -> Void
     ) async throws {
         let hub = Hub()
@@ -141,7 +144,9 @@ struct TestServer {
         logger.logLevel = .warning
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let router = Router()
-        HubAPI(hub: hub, apiKey: TestServer.apiKey).register(on: router)
+        var api = HubAPI(hub: hub, apiKey: TestServer.apiKey)
+        api.maxBodySize = 64 * 1024
+        api.register(on: router)
         let plainChannels = Router(context: PlainUpgradeContext.self)
         var plainConfiguration = PlainChannelConfiguration()
         plainConfiguration.idleTimeout = configuration.idleTimeout
@@ -150,7 +155,7 @@ struct TestServer {
         plainChannels.group("plain").plainChannel("{room}/socket/{user}", channel: hub.plainChannel("test"), configuration: plainConfiguration, handler: TestPlainChannel(log: log))
         let app = Application(
             router: router,
-            server: .switchboard(sockets: ["/socket": socket], eventStreams: ["/events": socket], plainChannels: plainChannels),
+            server: .switchboard(sockets: ["/socket": socket], eventStreams: ["/events": socket], plainChannels: plainChannels, api: onLoopPublish ? api : nil),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in
                 portContinuation.yield(channel.localAddress?.port ?? 0)
