@@ -517,7 +517,7 @@ struct HubTests {
 
     // MARK: Batching
 
-    @Test func flushBatchOncePerSubscriberPerBroadcastAfterAllReceives() throws {
+    @Test func aLoneBroadcastFlushesEachSubscriberRightAfterWritingToIt() throws {
         let log = EventLog()
         let s1 = sub("s1", log: log)
         let s2 = sub("s2", log: log)
@@ -527,12 +527,12 @@ struct HubTests {
 
         hub.broadcast(topic: "t", event: "e", payload: .emptyObject)
         #expect([s1, s2, s3].map(\.flushCount) == [1, 1, 1])
-        // One hop per event loop per broadcast, and one flush task behind it (an inline loop
-        // runs each task at once, so every broadcast is its own burst here).
-        #expect(loop.executeCount - before.0 == 2, "one hop per event loop per broadcast, one flush task")
-        #expect(loopB.executeCount - before.1 == 2)
+        // One hop per event loop per broadcast and no flush task: an inline loop runs each task at
+        // once, so every broadcast is alone on its loop and flushes as it writes (one pass).
+        #expect(loop.executeCount - before.0 == 1, "one hop per event loop per broadcast, no flush task")
+        #expect(loopB.executeCount - before.1 == 1)
 
-        // On each loop: every receive, then every flush.
+        // On each loop: each subscriber's write, then its flush.
         let events = log.all
         let onA = events.filter { e in
             switch e {
@@ -541,8 +541,8 @@ struct HubTests {
         }
         #expect(
             onA == [
-                .receive(subscriber: "s1", topic: "t", event: "e", frame: nil), .receive(subscriber: "s2", topic: "t", event: "e", frame: nil),
-                .flush(subscriber: "s1"), .flush(subscriber: "s2"),
+                .receive(subscriber: "s1", topic: "t", event: "e", frame: nil), .flush(subscriber: "s1"),
+                .receive(subscriber: "s2", topic: "t", event: "e", frame: nil), .flush(subscriber: "s2"),
             ])
         #expect(events.filter { $0 == .flush(subscriber: "s3") }.count == 1)
         let s3Receive = try #require(events.firstIndex(of: .receive(subscriber: "s3", topic: "t", event: "e", frame: nil)))
@@ -552,8 +552,8 @@ struct HubTests {
         for i in 0..<4 { hub.broadcast(topic: "t", event: "e\(i)", payload: .emptyObject) }
         #expect([s1, s2, s3].map(\.flushCount) == [5, 5, 5])
         #expect([s1, s2, s3].map(\.receiveCount) == [5, 5, 5])
-        #expect(loop.executeCount - before.0 == 10)
-        #expect(loopB.executeCount - before.1 == 10)
+        #expect(loop.executeCount - before.0 == 5)
+        #expect(loopB.executeCount - before.1 == 5)
     }
 
     @Test func aBurstOfBroadcastsIsFlushedOnceAfterAllItsWrites() {
@@ -571,11 +571,17 @@ struct HubTests {
         let lastReceive = events.lastIndex { if case .receive = $0 { return true } else { return false } }
         #expect([s1, s2].map(\.receiveCount) == [3, 3])
         #expect(firstFlush != nil && lastReceive != nil && lastReceive! < firstFlush!, "every write of the burst before its flush")
-        // A later broadcast is its own burst: one more delivery and one more flush task.
+        #expect([s1, s2].map(\.flushCount) == [3, 3], "the flush task asks each connection once per broadcast of the burst (only the first finds bytes to flush)")
+        // A later broadcast alone on the loop flushes as it writes: one more task, no flush task.
         hub.broadcast(topic: "burst", event: "later", payload: .emptyObject)
         manual.runAll()
-        #expect(manual.executed == 6)
+        #expect(manual.executed == 5)
         #expect([s1, s2].map(\.receiveCount) == [4, 4])
+        #expect([s1, s2].map(\.flushCount) == [4, 4])
+        #expect(log.all.suffix(4) == [
+            .receive(subscriber: "s1", topic: "burst", event: "later", frame: nil), .flush(subscriber: "s1"),
+            .receive(subscriber: "s2", topic: "burst", event: "later", frame: nil), .flush(subscriber: "s2"),
+        ])
     }
 
     @Test func loopsWithoutSubscribersForTheTopicAreNotWoken() {

@@ -99,7 +99,9 @@ public final class Hub: Sendable {
         for group in entry.groups {
             let subscribers = group.subscribers
             let flusher = group.flusher
+            flusher.broadcastQueued()
             group.loop.execute {
+                let flushEach = flusher.broadcastStarts()
                 // One private copy of each frame per event loop: subscribers on this loop then share
                 // it without contending on another thread's reference count.
                 let local = shared.map { (format, frame) in (format, frame.map { ByteBuffer(buffer: $0) }) }
@@ -114,8 +116,9 @@ public final class Hub: Sendable {
                         }
                     }
                     subscriber.receive(broadcast, frame: frame)
+                    if flushEach { subscriber.flushBatch() }
                 }
-                flusher.flushSoon(subscribers)
+                if !flushEach { flusher.flushSoon(subscribers) }
                 SwitchboardMetrics.delivered(subscribers.count, since: start)
             }
         }
