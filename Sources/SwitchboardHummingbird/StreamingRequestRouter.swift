@@ -106,6 +106,24 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         self.context = nil
     }
 
+    /// A request the HTTP decoder cannot parse is answered 400 and the connection closed (the
+    /// decoder reads nothing more after an error, so the connection could only hang otherwise).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else { return context.fireErrorCaught(error) }
+        switch mode {
+        case .streaming:
+            context.fireErrorCaught(error)
+        case .busy:
+            context.close(promise: nil)  // our answer in progress cannot be followed by another
+        case .http, .collecting, .discarding:
+            mode = .busy
+            waiting = []
+            answerInTurn { [self] in
+                respond(status: .badRequest, json: ["error": "malformed HTTP request"], close: true)
+            }
+        }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         let undo = onInactive
         onInactive = nil

@@ -162,6 +162,17 @@ struct HubAPITests {
         }
     }
 
+    @Test("a request that is not HTTP is answered 400 and the connection closes; the server goes on serving")
+    func malformedRequest() async throws {
+        try await TestServer.run { server in
+            let response = try await rawExchange(port: server.port, "GARBAGE\r\n\r\n")
+            #expect(response.hasPrefix("HTTP/1.1 400 "))
+            #expect(response.contains(#"{"error":"malformed HTTP request"}"#))
+            let ok = try await http("GET", port: server.port, path: "/api/topics")
+            #expect(ok.status == 200)
+        }
+    }
+
     @Test("bad bodies: malformed JSON is 400; missing fields, non-object payloads and reserved events are 422; nothing is published", arguments: [true, false])
     func badInput(onLoop: Bool) async throws {
         try await TestServer.run(onLoopPublish: onLoop) { server in
