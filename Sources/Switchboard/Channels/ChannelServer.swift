@@ -91,9 +91,10 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     @discardableResult
     func enqueue(_ work: Work) -> Int {
         guard !isClosed else {
-            // The channel ended but the session has not forgotten it yet (that hops to the loop):
-            // answer as if the topic were not joined rather than dropping the message.
-            answerAfterEnd(work)
+            // The channel ended but the session has not forgotten it yet: answer as if the topic
+            // were not joined rather than dropping the message — through the mailbox, behind the
+            // work still queued there (whose answers must go out first).
+            mailbox.enqueue { self.answerAfterEnd(work) }
             return 0
         }
         return mailbox.enqueue {
@@ -256,11 +257,15 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     }
 
     /// Ends a join that never succeeded: nothing to terminate, nothing more to send.
+    ///
+    /// The session forgets the channel only after the work already queued behind the join (events
+    /// and a leave pipelined behind it) has been answered: until then, later messages for the topic
+    /// still come here and queue behind those answers instead of overtaking them.
     private func closeWithoutTerminate() {
         leaveAllRooms()
         state.withLock { $0.phase = .closed }
         socket = nil
-        session.channelEnded(self)
+        mailbox.enqueue { self.session.channelEnded(self) }
         terminated.succeed()
     }
 
