@@ -55,13 +55,7 @@ public struct HubAPI: Sendable {
     }
 
     func broadcast(_ request: Request) async throws -> Response {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: maxBodySize)
-        } catch {
-            throw APIError(.contentTooLarge, "body_too_large", "request body over \(maxBodySize) bytes")
-        }
-        let count = try publish(body: buffer)
+        let count = try publish(body: try await Self.collectBody(request, limit: maxBodySize))
         return Self.json(.accepted, Self.published(count))
     }
 
@@ -122,13 +116,16 @@ public struct HubAPI: Sendable {
     }
 
     static func readJSON(_ request: Request, limit: Int) async throws -> JSONValue {
-        let buffer: ByteBuffer
+        try parseJSON(try await collectBody(request, limit: limit))
+    }
+
+    /// The whole request body, or 413 `body_too_large` past `limit` bytes.
+    static func collectBody(_ request: Request, limit: Int) async throws -> ByteBuffer {
         do {
-            buffer = try await request.body.collect(upTo: limit)
+            return try await request.body.collect(upTo: limit)
         } catch {
             throw APIError(.contentTooLarge, "body_too_large", "request body over \(limit) bytes")
         }
-        return try parseJSON(buffer)
     }
 
     static func parseJSON(_ buffer: ByteBuffer) throws -> JSONValue {
@@ -177,8 +174,11 @@ public struct APIError: Error, HTTPResponseError {
 
     public var headers: HTTPFields { [.contentType: "application/json"] }
 
+    /// `{"error": {"code", "message"}}`, the body of every API failure.
+    var body: JSONValue { ["error": ["code": .string(code), "message": .string(message)]] }
+
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        HubAPI.json(status, ["error": ["code": .string(code), "message": .string(message)]])
+        HubAPI.json(status, body)
     }
 }
 

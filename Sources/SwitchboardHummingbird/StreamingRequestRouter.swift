@@ -514,9 +514,7 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         do {
             try HubAPI.checkKey(authorization: head.headers.first(name: "Authorization"), key: api.apiKey)
             let count = try api.publish(body: body)
-            var answer = ByteBuffer()
-            JSONWriter.write(HubAPI.published(count), into: &answer)
-            respond(status: .accepted, headers: [], body: answer, contentType: "application/json", close: false)
+            respond(status: .accepted, headers: [], body: JSONWriter.buffer(HubAPI.published(count)), contentType: "application/json", close: false)
         } catch let error as APIError {
             respond(error)
         } catch {
@@ -525,9 +523,7 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     private func respond(_ error: APIError, close: Bool = false) {
-        var body = ByteBuffer()
-        JSONWriter.write(["error": ["code": .string(error.code), "message": .string(error.message)]], into: &body)
-        respond(status: HTTPResponseStatus(statusCode: error.status.code), headers: [], body: body, contentType: "application/json", close: close)
+        respond(status: HTTPResponseStatus(statusCode: error.status.code), headers: [], body: JSONWriter.buffer(error.body), contentType: "application/json", close: close)
     }
 
     // MARK: Long-poll
