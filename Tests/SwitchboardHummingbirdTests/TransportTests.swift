@@ -106,6 +106,27 @@ struct TransportTests {
         }
     }
 
+    @Test("a frame of the other protocol version's shape closes with 1007: a V1 object on V2, a V2 array on V1")
+    func otherVersionsShape() async throws {
+        try await TestServer.run { server in
+            let cases: [(query: String, frame: String, reason: String)] = [
+                ("vsn=2.0.0", #"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"1"}"#, "invalid message: vsn 2.0.0 messages are JSON arrays, not objects"),
+                ("vsn=1.0.0", #"[null,"1","phoenix","heartbeat",{}]"#, "invalid message: vsn 1.0.0 messages are JSON objects, not arrays"),
+            ]
+            for (query, frame, expected) in cases {
+                let ws = try await server.connect(query)
+                try await ws.send(frame)
+                #expect(try await ws.receive() == .close(code: 1007, reason: expected), "\(query): \(frame)")
+                await ws.close()
+            }
+            // Each version's own shape is still answered.
+            let v1 = try await server.connect("vsn=1.0.0")
+            try await v1.send(#"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"1"}"#)
+            #expect(try await v1.receiveJSON() == ["topic": "phoenix", "event": "phx_reply", "payload": okReply(), "ref": "1"])
+            await v1.close()
+        }
+    }
+
     @Test("an unknown binary kind, or binary on V1, closes with 1003")
     func unsupportedBinary() async throws {
         try await TestServer.run { server in

@@ -49,9 +49,8 @@ struct PhoenixSerializerTests {
         try serializer.decode(text: ByteBuffer(string: text))
     }
 
-    @Test(arguments: [PhoenixSerializer.v1, .v2])
-    func decodeV1ObjectWithJoinRef(_ serializer: PhoenixSerializer) throws {
-        let m = try decodeText(serializer, #"{"topic":"room:lobby","event":"phx_join","payload":{"user":"ann"},"ref":"1","join_ref":"1"}"#)
+    @Test func decodeV1ObjectWithJoinRef() throws {
+        let m = try decodeText(.v1, #"{"topic":"room:lobby","event":"phx_join","payload":{"user":"ann"},"ref":"1","join_ref":"1"}"#)
         #expect(m == Message(joinRef: .string("1"), ref: .string("1"), topic: "room:lobby", event: "phx_join", payload: .json(.object(["user": .string("ann")]))))
     }
 
@@ -101,10 +100,23 @@ struct PhoenixSerializerTests {
         #"{"topic":"t","event":{},"payload":{},"ref":"1"}"#,
     ])
     func decodeV1Invalid(_ text: String) {
-        for serializer in [PhoenixSerializer.v1, .v2] {
-            let error = decodeError { () throws(PhoenixDecodeError) in try decodeText(serializer, text) }
-            #expect(error?.isInvalidMessage == true, "\(serializer) \(text) → \(String(describing: error))")
-        }
+        let error = decodeError { () throws(PhoenixDecodeError) in try decodeText(.v1, text) }
+        #expect(error?.isInvalidMessage == true, "\(text) → \(String(describing: error))")
+    }
+
+    /// Protocol doc §19: a frame of the other version's shape is refused (the session closes 1007).
+    @Test func eachVersionRefusesTheOtherVersionsShape() {
+        let v1Heartbeat = #"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"1"}"#
+        let v2Heartbeat = #"[null,"1","phoenix","heartbeat",{}]"#
+        let onV2 = decodeError { () throws(PhoenixDecodeError) in try decodeText(.v2, v1Heartbeat) }
+        #expect(onV2 == .invalidMessage("vsn 2.0.0 messages are JSON arrays, not objects"))
+        let onV1 = decodeError { () throws(PhoenixDecodeError) in try decodeText(.v1, v2Heartbeat) }
+        #expect(onV1 == .invalidMessage("vsn 1.0.0 messages are JSON objects, not arrays"))
+        // JSON text in a binary frame follows the same rule.
+        let binaryOnV1 = decodeError { () throws(PhoenixDecodeError) in try PhoenixSerializer.v1.decode(binary: ByteBuffer(string: v2Heartbeat)) }
+        #expect(binaryOnV1 != nil)
+        let binaryOnV2 = decodeError { () throws(PhoenixDecodeError) in try PhoenixSerializer.v2.decode(binary: ByteBuffer(string: v1Heartbeat)) }
+        #expect(binaryOnV2 != nil)
     }
 
     // MARK: Decoding text: V2 arrays (§4.2)

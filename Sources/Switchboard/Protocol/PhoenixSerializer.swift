@@ -49,7 +49,8 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
 
     // MARK: Decoding
 
-    /// Decodes a text frame (or a binary frame that holds JSON text).
+    /// Decodes a text frame (or a binary frame that holds JSON text): a JSON object on V1, a JSON
+    /// array on V2; the other version's shape is an invalid message.
     public func decode(text buffer: ByteBuffer) throws(PhoenixDecodeError) -> Message {
         let value: JSONValue
         do {
@@ -59,13 +60,16 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
         }
         switch value {
         case .object(let fields):
-            // A V1 object is understood on either serializer (V1 data in a V2 socket is still unambiguous).
+            // Each socket reads only its own vsn's shape (protocol doc §19): accepting the other
+            // version's frames would hide client bugs and make two encodings reachable per socket.
+            guard self == .v1 else { throw .invalidMessage("vsn 2.0.0 messages are JSON arrays, not objects") }
             guard let topic = fields["topic"]?.stringValue else { throw .invalidMessage("topic must be a string") }
             guard let event = fields["event"]?.stringValue else { throw .invalidMessage("event must be a string") }
             guard let payload = fields["payload"] else { throw .invalidMessage("payload is missing") }
             guard let ref = fields["ref"] else { throw .invalidMessage("ref is missing") }
             return Message(joinRef: fields["join_ref"] ?? .null, ref: ref, topic: topic, event: event, payload: .json(payload))
         case .array(let elements):
+            guard self == .v2 else { throw .invalidMessage("vsn 1.0.0 messages are JSON objects, not arrays") }
             guard elements.count >= 5 else { throw .invalidMessage("a message array needs 5 elements") }
             guard let topic = elements[2].stringValue else { throw .invalidMessage("topic must be a string") }
             guard let event = elements[3].stringValue else { throw .invalidMessage("event must be a string") }
