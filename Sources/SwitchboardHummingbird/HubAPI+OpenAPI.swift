@@ -114,7 +114,7 @@ extension HubAPI {
                 ],
             ],
             "components": [
-                "securitySchemes": ["apiKey": ["type": "http", "scheme": "bearer", "description": "The server's API key (`--api-key`, `SWITCHBOARD_API_KEY`, or the one printed at start)."]],
+                "securitySchemes": ["apiKey": ["type": "http", "scheme": "bearer", "description": "The server's API key (`--api-key`, `SWITCHBOARD_API_KEY`, or the one logged at start)."]],
                 "schemas": [
                     "Message": message,
                     "TopicCount": ["type": "object", "required": ["topic", "subscribers"], "properties": ["topic": ["type": "string"], "subscribers": ["type": "integer"]]],

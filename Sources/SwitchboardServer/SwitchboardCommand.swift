@@ -43,7 +43,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
     @Option(help: "Log format: text (one readable line per message) or json (one JSON object per line: timestamp, level, label, message, metadata). Default: $SWITCHBOARD_LOG_FORMAT, the file's log_format, else text.")
     var logFormat: String?
 
-    @Option(help: "API key for the HTTP API (Authorization: Bearer <key>). Default: $SWITCHBOARD_API_KEY, the file's api_key, else a random key printed at start.")
+    @Option(help: "API key for the HTTP API (Authorization: Bearer <key>). Default: $SWITCHBOARD_API_KEY, the file's api_key, else a random key, logged once at start.")
     var apiKey: String?
 
     @Option(help: "Redis URL (redis://[[user]:password@]host[:port][/db]): nodes with the same Redis act as one. Default: $SWITCHBOARD_REDIS_URL, the file's redis_url; unset: one in-memory node.")
@@ -130,7 +130,12 @@ struct SwitchboardCommand: AsyncParsableCommand {
             key = apiKey
         } else {
             key = HubAPI.generateKey()
-            print("switchboard: no API key configured; generated one for this run: \(key)")
+            // Through the logger (stderr, flushed per line, either log format), not stdout: stdout
+            // is block-buffered under systemd, Docker or `> log`, where a print shows only at exit.
+            logger.warning(
+                "no API key configured; generated one for this run (set a fixed one with --api-key, SWITCHBOARD_API_KEY or api_key in the config file)",
+                metadata: ["switchboard.api_key": "\(key)"]
+            )
         }
         var broker: RedisBroker?
         if let url = configuration.redisURL, !url.isEmpty {

@@ -20,7 +20,7 @@ struct ServerConfiguration: Sendable, Equatable {
     var logLevel: Logger.Level = .info
     /// How log lines are written.
     var logFormat: LogFormat = .text
-    /// Key of the HTTP API; `nil`: a random key is generated and printed at start.
+    /// Key of the HTTP API; `nil`: a random key is generated and logged at start.
     var apiKey: String?
     /// Redis URL: nodes sharing a Redis act as one; `nil`: one in-memory node.
     var redisURL: String?
