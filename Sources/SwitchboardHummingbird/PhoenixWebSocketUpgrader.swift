@@ -160,6 +160,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
                     format: configuration.format,
                     maxMessageSize: configuration.maxMessageSize,
                     idleTimeout: configuration.idleTimeout,
+                    pingInterval: configuration.pingInterval,
                     maxQueuedBytes: configuration.maxQueuedBytes
                 ) { handler in
                     makeSession(handler, Self.connection(channel: channel, socketID: nil, assigns: assigns, transport: "websocket"))
@@ -193,11 +194,12 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         format: FrameFormat,
         maxMessageSize: Int,
         idleTimeout: TimeAmount,
+        pingInterval: TimeAmount? = nil,
         maxQueuedBytes: Int,
         makeSession: @escaping (WebSocketConnectionHandler) -> any WebSocketSessionDelegate
     ) throws {
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxMessageSize)))
-        let handler = WebSocketConnectionHandler(eventLoop: channel.eventLoop, broadcastFormat: format, maxMessageSize: maxMessageSize, idleTimeout: idleTimeout, logger: logger, makeSession: makeSession)
+        let handler = WebSocketConnectionHandler(eventLoop: channel.eventLoop, broadcastFormat: format, maxMessageSize: maxMessageSize, idleTimeout: idleTimeout, pingInterval: pingInterval, logger: logger, makeSession: makeSession)
         try channel.pipeline.syncOperations.addHandler(handler)
         let high = max(maxQueuedBytes, 1024)
         try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))

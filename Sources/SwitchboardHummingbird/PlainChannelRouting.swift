@@ -12,8 +12,13 @@ public struct PlainChannelConfiguration: Sendable {
     public var format: FrameFormat = .plainPayload
     /// Picks the format per client from its request instead (e.g. a `?format=` query option).
     public var chooseFormat: (@Sendable (PlainConnectRequest) -> FrameFormat)?
-    /// Close a connection that sent nothing, not even a ping, for this long.
+    /// Close a connection that sent nothing, not even a pong or a ping, for this long.
     public var idleTimeout: TimeAmount = .seconds(60)
+    /// Ping a client after this long without reading anything from it, and again after each
+    /// further interval without an answer (nil: never). A client that answers pings, as every
+    /// browser does, stays connected however quiet it and its topic are. Pings go out at most
+    /// half the idle timeout apart.
+    public var pingInterval: TimeAmount? = .seconds(25)
     /// Largest inbound message in bytes.
     public var maxMessageSize: Int = 1 << 20
     /// Most bytes queued for a client that does not read; past it the client is disconnected.

@@ -35,10 +35,17 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     let broadcastFormat: FrameFormat
     private let maxMessageSize: Int
     private let idleTimeout: TimeAmount
+    /// Ping the client after this long without reading anything from it (nil: never; Phoenix
+    /// clients send heartbeats themselves). A pong is a read, so a client that answers pings is
+    /// never idle, even if it sends nothing else (a browser's WebSocket cannot send pings).
+    private let pingInterval: TimeAmount?
     private let logger: Logger
     /// When something was last read. The idle timer is this handler's own (not NIO's
     /// IdleStateHandler) so that no extra handler sits on every outbound write.
     private var lastRead = NIODeadline.now()
+    /// When the last ping went out (pings are sent after `pingInterval` of silence, then again
+    /// after each further `pingInterval` without an answer).
+    private var lastPing = NIODeadline.distantPast
     private var idleCheck: Scheduled<Void>?
     private var makeSession: ((WebSocketConnectionHandler) -> any WebSocketSessionDelegate)?
     private var session: (any WebSocketSessionDelegate)?
@@ -48,11 +55,16 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     private var needsFlush = false
     private var closing = false
 
-    init(eventLoop: any EventLoop, broadcastFormat: FrameFormat, maxMessageSize: Int, idleTimeout: TimeAmount, logger: Logger, makeSession: @escaping (WebSocketConnectionHandler) -> any WebSocketSessionDelegate) {
+    init(
+        eventLoop: any EventLoop, broadcastFormat: FrameFormat, maxMessageSize: Int, idleTimeout: TimeAmount, pingInterval: TimeAmount? = nil, logger: Logger,
+        makeSession: @escaping (WebSocketConnectionHandler) -> any WebSocketSessionDelegate
+    ) {
         self.eventLoop = eventLoop
         self.broadcastFormat = broadcastFormat
         self.maxMessageSize = maxMessageSize
         self.idleTimeout = idleTimeout
+        // At most half the idle timeout apart, so that a client that answers is never closed.
+        self.pingInterval = pingInterval.flatMap { $0 > .zero ? min($0, .nanoseconds(idleTimeout.nanoseconds / 2)) : nil }
         self.logger = logger
         self.makeSession = makeSession
     }
@@ -62,7 +74,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         lastRead = .now()
-        scheduleIdleCheck(context: context, at: lastRead + idleTimeout)
+        scheduleIdleCheck(context: context, at: nextCheck())
         guard let makeSession else { return }
         self.makeSession = nil  // it captures the channel; not needed after this
         let session = makeSession(self)
@@ -183,19 +195,37 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
         context.fireChannelWritabilityChanged()
     }
 
-    /// Closes the connection once nothing (no frame of any kind, pings included) was read for the
-    /// idle timeout; the check re-arms itself for the moment the timeout could next expire.
+    /// When the next ping is due (nil: no pings).
+    private var nextPing: NIODeadline? {
+        pingInterval.map { max(lastRead, lastPing) + $0 }
+    }
+
+    /// The next moment the idle timeout could expire or a ping could be due.
+    private func nextCheck() -> NIODeadline {
+        let expiry = lastRead + idleTimeout
+        guard let ping = nextPing else { return expiry }
+        return min(expiry, ping)
+    }
+
+    /// Closes the connection once nothing (no frame of any kind, pongs and pings included) was
+    /// read for the idle timeout, and pings a silent client first when pings are on; the check
+    /// re-arms itself for the moment either could next be due.
     private func scheduleIdleCheck(context: ChannelHandlerContext, at deadline: NIODeadline) {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
             let handler = loopBound.value
             guard let context = handler.context, !handler.closing else { return }
-            let expiry = handler.lastRead + handler.idleTimeout
-            if expiry <= .now() {
-                handler.close(.idleTimeout)
-            } else {
-                handler.scheduleIdleCheck(context: context, at: expiry)
+            let now = NIODeadline.now()
+            if handler.lastRead + handler.idleTimeout <= now {
+                return handler.close(.idleTimeout)
             }
+            if let ping = handler.nextPing, ping <= now {
+                handler.lastPing = now
+                var frame = WebSocketFraming.bodyBuffer(capacity: 0)
+                WebSocketFraming.frame(&frame, opcode: WebSocketFraming.opcodePing)
+                context.writeAndFlush(handler.wrapOutboundOut(frame), promise: nil)
+            }
+            handler.scheduleIdleCheck(context: context, at: handler.nextCheck())
         }
     }
 

@@ -110,10 +110,65 @@ struct PlainChannelTests {
                 #expect(try await pinging.receive() == .pong([UInt8(i)]))
                 try await Task.sleep(for: .milliseconds(250))
             }
-            #expect(try await idle.receive(timeout: .seconds(10)) == .close(code: 1002, reason: "idle timeout"))
+            // The idle client was pinged (it never answers), then closed.
+            var frame = try await idle.receive(timeout: .seconds(10))
+            while case .ping = frame { frame = try await idle.receive(timeout: .seconds(10)) }
+            #expect(frame == .close(code: 1002, reason: "idle timeout"))
             try await pinging.send(#"{"op":"echo","text":"alive"}"#)
             #expect(try await pinging.receiveJSON() == ["echo": "alive"])
             await pinging.close()
+        }
+    }
+
+    @Test("the server pings a listen-only client: one that answers stays connected and keeps receiving for many idle timeouts; one that never answers is closed")
+    func serverPings() async throws {
+        var configuration = PhoenixSocket.Configuration()
+        configuration.idleTimeout = .milliseconds(1500)
+        try await TestServer.run(configuration: configuration, plainPingInterval: .milliseconds(400)) { server in
+            let listener = try await server.plain(room: "quiet", user: "listener")
+            let silent = try await server.plain(room: "quiet", user: "silent")
+            let channel = server.hub.plainChannel("test")
+            // 6 s = 4 idle timeouts: the listener sends nothing but pongs.
+            let deadline = NIODeadline.now() + .seconds(6)
+            var pings = 0
+            var received: [JSONValue] = []
+            var sent = 0
+            var nextBroadcast = NIODeadline.now()
+            while NIODeadline.now() < deadline {
+                if NIODeadline.now() >= nextBroadcast {
+                    channel.broadcast(json: ["n": .int(Int64(sent))], toRoom: "quiet")
+                    sent += 1
+                    nextBroadcast = NIODeadline.now() + .milliseconds(700)
+                }
+                switch try await listener.frameArriving(within: .milliseconds(100)) {
+                case .ping(let payload)?:
+                    pings += 1
+                    try await listener.sendFrame(opcode: 0xA, payload: payload)
+                case .text(let text)?:
+                    received.append(try JSONParser.parse(text))
+                case nil:
+                    break
+                case let other?:
+                    Issue.record("unexpected frame \(other)")
+                }
+            }
+            #expect(pings >= 6, "pings: \(pings)")
+            // Every broadcast of the 6 s arrived (the last may still be on its way).
+            while received.count < sent, let frame = try await listener.frameArriving(within: .seconds(2)) {
+                if case .text(let text) = frame { received.append(try JSONParser.parse(text)) }
+            }
+            #expect(received == (0..<sent).map { ["n": .int(Int64($0))] })
+            // The one that never answered was pinged, then closed at its idle timeout.
+            var silentFrames: [TestFrame] = []
+            while let frame = try await silent.frameArriving(within: .seconds(1)) {
+                silentFrames.append(frame)
+                if case .close = frame { break }
+            }
+            #expect(silentFrames.contains { if case .ping = $0 { true } else { false } })
+            #expect(silentFrames.last == .close(code: 1002, reason: "idle timeout"))
+            #expect(await eventually { channel.connections(inRoom: "quiet").count == 1 })
+            await listener.close()
+            await silent.close()
         }
     }
 

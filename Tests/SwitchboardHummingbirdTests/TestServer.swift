@@ -120,6 +120,7 @@ struct TestServer {
     /// as the standalone server does); false: by the API's Hummingbird route.
     static func run(
         configuration: PhoenixSocket.Configuration = .init(),
+        plainPingInterval: TimeAmount? = .seconds(25),
         onLoopPublish: Bool = true,
         _ body: @Sendable (TestServer) async throws -> Void
     ) async throws {
@@ -150,6 +151,7 @@ struct TestServer {
         let plainChannels = Router(context: PlainUpgradeContext.self)
         var plainConfiguration = PlainChannelConfiguration()
         plainConfiguration.idleTimeout = configuration.idleTimeout
+        plainConfiguration.pingInterval = plainPingInterval
         plainConfiguration.maxQueuedBytes = configuration.maxQueuedBytes
         plainConfiguration.maxMessageSize = configuration.maxMessageSize
         plainChannels.group("plain").plainChannel("{room}/socket/{user}", channel: hub.plainChannel("test"), configuration: plainConfiguration, handler: TestPlainChannel(log: log))
