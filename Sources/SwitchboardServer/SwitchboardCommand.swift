@@ -10,6 +10,9 @@ import SwitchboardRedis
 /// `switchboard`: a realtime server speaking Phoenix Channels.
 @main
 struct SwitchboardCommand: AsyncParsableCommand {
+    /// This build's version (`--version`, `switchboard_build_info` in `/metrics`).
+    static let version = "0.1.0"
+
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "Realtime channels over WebSocket (Phoenix Channels protocol), SSE and long-poll.",
@@ -25,7 +28,8 @@ struct SwitchboardCommand: AsyncParsableCommand {
             configuration at all the server runs the demo: namespaces room:*, ticker, \
             notifications:<user id>, realtime:*, public:*, online; no token verification (the \
             user_id connect param names the user); browser origins localhost and 127.0.0.1.
-            """
+            """,
+        version: version
     )
 
     @Option(help: ArgumentHelp("Config file, YAML or JSON (see README: Configuration). Default: $SWITCHBOARD_CONFIG; unset: none.", valueName: "path"))

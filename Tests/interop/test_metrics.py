@@ -1,16 +1,19 @@
 """`GET /metrics` of the standalone server: Prometheus text, behind the API key.
 
 Checks the values move with real traffic: a WebSocket connection and join, an SSE stream, API
-broadcasts reaching both (deliveries), and a refused join.
+broadcasts reaching both (deliveries), and a refused join; and that a fresh server lists every
+documented metric (at zero) and the process metrics before anything happened.
 """
 import json
 import re
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import websocket  # websocket-client
 
+import config_server
 from conftest import API_KEY
 from support import STEP_TIMEOUT_S
 
@@ -98,3 +101,37 @@ def test_metrics_follow_connections_joins_and_deliveries(http_url: str, socket_u
         and value(t, 'switchboard_connections{transport="sse"}') <= value(before, 'switchboard_connections{transport="sse"}'),
         "the connections closed again",
     )
+
+
+def documented_metrics() -> list[str]:
+    """The metric names the README's HTTP API table lists for `GET /metrics`."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `GET /metrics`"))
+    names = re.findall(r"`((?:switchboard|process)_[a-z_]+)(?:\{[a-z_]+\})?`", row)
+    assert len(names) >= 16, row
+    return names
+
+
+def test_a_fresh_server_lists_every_documented_metric() -> None:
+    """Before any connection or publish (issue 18, item 3): nothing is created lazily."""
+    with config_server.server(["--api-key", API_KEY]) as server:
+        status, _, text = scrape(f"http://127.0.0.1:{server.port}")
+    assert status == 200
+    samples = {line.split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    families = {re.sub(r"\{.*\}$", "", name) for name in samples}
+    for name in documented_metrics():
+        base = name
+        if name == "switchboard_delivery_seconds":
+            base = "switchboard_delivery_seconds_count"
+        assert base in families, f"{name} missing from a fresh server's /metrics:\n{text}"
+    for transport in ("websocket", "sse", "longpoll"):
+        assert f'switchboard_connections{{transport="{transport}"}}' in samples
+    for result in ("ok", "refused"):
+        assert f'switchboard_joins_total{{result="{result}"}}' in samples
+    assert value(text, 'switchboard_connections{transport="websocket"}') == 0
+    assert value(text, "switchboard_deliveries_total") == 0
+    assert re.search(r'^switchboard_build_info\{version="\d+\.\d+\.\d+"\} 1$', text, re.MULTILINE)
+    assert value(text, "process_resident_memory_bytes") > 1 << 20
+    assert 0 < value(text, "process_open_fds") < value(text, "process_max_fds")
+    assert abs(value(text, "process_start_time_seconds") - time.time()) < 120
+    assert 0 < value(text, "process_cpu_seconds_total") < 120

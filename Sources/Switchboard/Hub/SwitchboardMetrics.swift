@@ -7,9 +7,27 @@ import Synchronization
 /// transport name or a result, never a topic or a user. Hot-path counts are made once per
 /// broadcast and event loop, not once per subscriber.
 ///
-/// The metric objects are made on first use: bootstrap the metrics system before the first
-/// connection, or they stay with the no-op backend.
+/// Bootstrap the metrics system first, then call `registerAll()`: every metric then exists from
+/// the start (at zero), so a scrape before the first connection lists them all.
 public enum SwitchboardMetrics {
+    /// Makes every metric with the bootstrapped backend now, at zero, for every label value
+    /// known in advance (each transport, each join result). Without it, a metric appears only
+    /// when first used and a fresh server's scrape is empty. Call it after `MetricsSystem.bootstrap`.
+    public static func registerAll() {
+        let meters = [websocketConnections, sseConnections, longPollConnections, otherConnections, mailboxDepth]
+        let counters = [connectionsOpened, joinsAccepted, joinsRefused, messagesIn, broadcasts, deliveries, slowConsumers, messagesOut]
+        for meter in meters { meter.increment(by: 0) }
+        for counter in counters { counter.increment(by: 0) }
+        _ = deliveryLatency
+    }
+
+    /// The names of every metric (the README's list; a test checks a fresh server shows them all).
+    public static let names = [
+        "switchboard_connections", "switchboard_connections_opened_total", "switchboard_joins_total", "switchboard_messages_in_total",
+        "switchboard_messages_out_total", "switchboard_mailbox_queue_depth", "switchboard_broadcasts_total", "switchboard_deliveries_total",
+        "switchboard_slow_consumer_disconnects_total", "switchboard_delivery_seconds",
+    ]
+
     /// Connections open now, by transport (`websocket`, `sse`, `longpoll`).
     static func connections(_ transport: String) -> Meter {
         switch transport {

@@ -2,6 +2,7 @@ import Hummingbird
 import Metrics
 import Prometheus
 import SwitchboardHummingbird
+import Switchboard
 import Synchronization
 
 /// `GET /metrics`: every swift-metrics metric of the process (Switchboard's own, Hummingbird's) in
@@ -23,6 +24,14 @@ enum MetricsEndpoint {
             .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
         ]
         MetricsSystem.bootstrap(factory)
+        SwitchboardMetrics.registerAll()  // a fresh server's first scrape lists every metric
+    }
+
+    /// The scrape: the registry's metrics, then the process metrics and the build info.
+    static func body() -> ByteBuffer {
+        var buffer = ByteBuffer(bytes: registry.emitToBuffer())
+        buffer.writeString(ProcessMetrics.text(version: SwitchboardCommand.version))
+        return buffer
     }
 
     /// Bootstraps the backend if needed and serves it at `/metrics`.
@@ -32,7 +41,7 @@ enum MetricsEndpoint {
             Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
+                body: .init(byteBuffer: body())
             )
         }
     }
