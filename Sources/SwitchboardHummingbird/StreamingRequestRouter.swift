@@ -17,8 +17,24 @@ struct StreamingEndpoints: Sendable {
     var plainResponder: PlainUpgradeResponder?
     /// `POST {path}` publishes through this API on the connection's event loop (no task per request).
     var publish: (path: String, api: HubAPI)?
+    /// Limits every HTTP connection keeps, whatever it asks for.
+    var limits = HTTPConnectionLimits()
+}
 
-    var isEmpty: Bool { eventStreams.isEmpty && longPolls.isEmpty && plainResponder == nil && publish == nil }
+/// Time limits of an HTTP connection before it becomes a WebSocket or an event stream.
+public struct HTTPConnectionLimits: Sendable {
+    /// A connection that has not sent a complete request head this long after it opened, or after
+    /// the answer to its previous request, is closed: a request still incomplete gets 408 first.
+    /// This is also how long an idle keep-alive connection is kept.
+    public var requestHeadTimeout: TimeAmount = .seconds(30)
+    /// Once the server shuts down, an HTTP connection still busy (a request being answered) is
+    /// closed after this long at the latest, so that no client can hold the exit.
+    public var shutdownGracePeriod: TimeAmount = .seconds(3)
+
+    public init(requestHeadTimeout: TimeAmount = .seconds(30), shutdownGracePeriod: TimeAmount = .seconds(3)) {
+        self.requestHeadTimeout = requestHeadTimeout
+        self.shutdownGracePeriod = shutdownGracePeriod
+    }
 }
 
 /// Sits in every HTTP connection's pipeline, right after the request decoder, and takes the
@@ -87,6 +103,12 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
     private var serverResponsesOwed = 0
     /// Our answer to a request pipelined behind those: it waits until they are written.
     private var afterServerResponses: (() -> Void)?
+    /// The server is shutting down: no new request is served, the connection closes once idle.
+    private var shuttingDown = false
+    /// Closes the connection if no complete request head arrives in time (armed while idle).
+    private var headTimer: Scheduled<Void>?
+    /// Bytes arrived since the connection went idle, but no complete request head yet.
+    private var partialRequest = false
 
     /// Most bytes of an oversized publish read (and dropped) before answering; beyond, the answer
     /// goes out at once and the connection closes.
@@ -100,10 +122,72 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if context.channel.isActive { armHeadTimer() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        headTimer = nil
         self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armHeadTimer()
+        context.fireChannelActive()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // The decoder passes every read on; with a timer armed and no head, the bytes read so far
+        // are the start of a request.
+        if headTimer != nil { partialRequest = true }
+        context.fireChannelReadComplete()
+    }
+
+    /// True between requests: nothing of ours or the HTTP server's is being read or answered.
+    private var isIdle: Bool {
+        if case .http(forwarding: false) = mode { return serverResponsesOwed == 0 && afterServerResponses == nil }
+        return false
+    }
+
+    /// Starts the wait for the next request head (when the connection is idle).
+    private func armHeadTimer() {
+        guard let context, headTimer == nil, isIdle else { return }
+        partialRequest = false
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        headTimer = context.eventLoop.scheduleTask(in: endpoints.limits.requestHeadTimeout) {
+            let router = loopBound.value
+            router.headTimer = nil
+            guard let context = router.context, router.isIdle else { return }
+            if router.partialRequest {
+                let seconds = router.endpoints.limits.requestHeadTimeout.nanoseconds / 1_000_000_000
+                router.mode = .busy
+                router.respond(status: .requestTimeout, json: ["error": .string("request head not complete within \(seconds) s")], close: true)
+            } else {
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    private func disarmHeadTimer() {
+        headTimer?.cancel()
+        headTimer = nil
+        partialRequest = false
+    }
+
+    /// The server stops: an idle connection closes now, a busy one after its answer (at the
+    /// latest after the grace period), and requests that follow are refused.
+    private func quiesce(context: ChannelHandlerContext) {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        closeAfterAnswer = true
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: endpoints.limits.shutdownGracePeriod) { channel.close(promise: nil) }
+        if let quiesce = onQuiesce {
+            onQuiesce = nil
+            onInactive = nil
+            return quiesce()
+        }
+        if isIdle { context.close(promise: nil) }
     }
 
     /// A request the HTTP decoder cannot parse is answered 400 and the connection closed (the
@@ -148,6 +232,13 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         if serverResponsesOwed == 0, let answer = afterServerResponses {
             afterServerResponses = nil
             answer()
+        } else if isIdle {
+            if shuttingDown {
+                context.flush()
+                context.close(promise: nil)
+            } else {
+                armHeadTimer()
+            }
         }
     }
 
@@ -162,10 +253,11 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent, let quiesce = onQuiesce {
-            onQuiesce = nil
-            onInactive = nil
-            quiesce()
+        if event is ChannelShouldQuiesceEvent {
+            if case .streaming = mode { return context.fireUserInboundEventTriggered(event) }
+            // Handled here for every HTTP state (the upgrade handler and the HTTP server do not
+            // close a kept-alive connection, nor one whose request head is still incomplete).
+            return quiesce(context: context)
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -200,6 +292,12 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
                 context.fireChannelRead(wrapInboundOut(part))
                 return
             }
+            disarmHeadTimer()
+            if shuttingDown {
+                // No new stream, upgrade, poll or request once shutdown has begun.
+                mode = .busy
+                return answerInTurn { [self] in respondShuttingDown() }
+            }
             if let endpoint = endpoint(for: head) {
                 mode = .collecting(head, nil, endpoint)
             } else if head.headers.contains(name: "upgrade") {
@@ -223,7 +321,7 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
                 if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
                     if case .publish = endpoint {
                         mode = .discarding(APIError(.contentTooLarge, "body_too_large", "request body over \(limit) bytes"), 0)
-                        closeAfterAnswer = !head.isKeepAlive
+                        closeAfterAnswer = shuttingDown || !head.isKeepAlive
                         return
                     }
                     mode = .busy
@@ -233,7 +331,7 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
                 mode = .collecting(head, body, endpoint)
             case .end:
                 mode = .busy
-                closeAfterAnswer = !head.isKeepAlive
+                closeAfterAnswer = shuttingDown || !head.isKeepAlive
                 answerInTurn { [self] in
                     switch endpoint {
                     case .eventStream(let socket, let pathTopic):
@@ -309,6 +407,12 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         for part in parked {
             process(part, context: context)
         }
+        armHeadTimer()
+    }
+
+    /// 503 and close: once shutdown has begun, nothing new starts on this connection.
+    private func respondShuttingDown() {
+        respond(status: .serviceUnavailable, json: ["error": "server shutting down"], close: true)
     }
 
     private static func params(_ items: [(name: String, value: String)]) -> [String: String] {
@@ -407,6 +511,11 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
     /// Answers with the stream's head and hands the connection to the stream's handler.
     private func open(_ handler: EventStreamHandler, retry: TimeAmount, origin: String?, maxQueuedBytes: Int, headOnly: Bool) {
         guard let context else { return handler.abandon() }
+        // Shutdown began while the stream's joins were decided: no new stream.
+        guard !shuttingDown else {
+            handler.abandon()
+            return respondShuttingDown()
+        }
         onInactive = nil
         mode = .streaming
         waiting = []
@@ -475,6 +584,8 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
             let router = loopBound.value
             guard let context = router.context else { return }
             switch decision {
+            case .accept where router.shuttingDown:
+                router.respondShuttingDown()
             case .accept(let configuration, let assigns, let makeSession) where configuration.eventStreams:
                 let handler = EventStreamHandler(eventLoop: context.eventLoop, messages: .plain, format: configuration.eventStreamFormat, keepAlive: configuration.eventStreamKeepAlive, logger: router.logger)
                 let channel = context.channel
@@ -598,6 +709,8 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
             switch result {
             case .refuse:
                 answer(["status": 403])
+            case .accept where shuttingDown:
+                respondShuttingDown()  // shutdown began while connect decided: no new session
             case .accept(let id, let assigns):
                 let newToken = registry.newToken()
                 let transport = LongPollSession(

@@ -44,7 +44,7 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 
     init(
         responder: @escaping HTTPChannelHandler.Responder, sockets: [String: PhoenixSocket], eventStreams: [String: PhoenixSocket], plainResponder: PlainUpgradeResponder?,
-        api: HubAPI? = nil, http1: HTTP1Channel.Configuration
+        api: HubAPI? = nil, http1: HTTP1Channel.Configuration, limits: HTTPConnectionLimits = .init()
     ) {
         self.responder = responder
         self.sockets = sockets.map { (path: Self.mountPath($0.key), socket: $0.value) }
@@ -55,6 +55,7 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         streaming.longPolls = self.sockets.filter { $0.socket.configuration.longPoll }.map { (path: $0.path, socket: $0.socket, registry: LongPollRegistry()) }
         streaming.plainResponder = plainResponder
         streaming.publish = api.map { (path: "/api/broadcast", api: $0) }
+        streaming.limits = limits
         self.streaming = streaming
     }
 
@@ -73,6 +74,8 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                         try channel.pipeline.syncOperations.addHandlers(http1.additionalChannelHandlers())
+                        // As Hummingbird's own HTTP1Channel does: `http1.idleTimeout` works through it.
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: http1.idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger))
                         let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel,
                             configuration: .init(isOutboundHalfClosureEnabled: true)
@@ -89,8 +92,9 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             pipeline.enableErrorHandling = false
             pipeline.enableResponseHeaderValidation = false
             let upgraded = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
-            guard !streaming.isEmpty else { return Value(upgradeResult: upgraded, channel: channel) }
-            // SSE and long-poll requests are taken before the upgrade handler sees them. When an
+            // The router is in every connection: it keeps the request-head timeout and closes the
+            // connection at shutdown in every HTTP state. SSE and long-poll requests are taken
+            // before the upgrade handler sees them. When an
             // event stream takes the connection's first request, the connection's outcome is
             // decided by that, not by the upgrade handler (which is then removed and fails).
             let outcome = channel.eventLoop.makePromise(of: SwitchboardUpgradeResult.self)
@@ -154,12 +158,15 @@ extension HTTPServerBuilder {
     /// With `api` (the `HubAPI` also registered on the app's router), `POST /api/broadcast` is
     /// answered on the connection's event loop before the router sees it: the same checks and
     /// answers as the route, without a task and two thread hops per publish.
+    /// `limits`: how long a connection may take to send a request head (and stay idle between
+    /// requests), and how long a busy HTTP connection may hold a shutdown.
     public static func switchboard(
         sockets: [String: PhoenixSocket] = [:],
         eventStreams: [String: PhoenixSocket] = [:],
         plainChannels: Router<PlainUpgradeContext>? = nil,
         api: HubAPI? = nil,
-        http1: HTTP1Channel.Configuration = .init()
+        http1: HTTP1Channel.Configuration = .init(),
+        limits: HTTPConnectionLimits = .init()
     ) -> HTTPServerBuilder {
         // Build the plain-channel responder now: routers are not Sendable, responders are.
         let plainResponder: PlainUpgradeResponder? = plainChannels.map { router in
@@ -167,7 +174,7 @@ extension HTTPServerBuilder {
             return { request, context in try await responder.respond(to: request, context: context) }
         }
         return .init { responder in
-            SwitchboardHTTPChannel(responder: responder, sockets: sockets, eventStreams: eventStreams, plainResponder: plainResponder, api: api, http1: http1)
+            SwitchboardHTTPChannel(responder: responder, sockets: sockets, eventStreams: eventStreams, plainResponder: plainResponder, api: api, http1: http1, limits: limits)
         }
     }
 }
