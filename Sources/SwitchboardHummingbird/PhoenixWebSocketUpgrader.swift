@@ -153,6 +153,12 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
     }
 
     func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<SwitchboardUpgradeResult> {
+        upgrade(channel: channel, upgradeRequest: upgradeRequest, position: .last)
+    }
+
+    /// Installs the WebSocket handlers at `position` (the request router upgrades a later request
+    /// of a kept-alive connection in front of the HTTP server's handlers).
+    func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead, position: ChannelPipeline.SynchronousOperations.Position) -> EventLoopFuture<SwitchboardUpgradeResult> {
         if case .plain(let configuration, let assigns, let makeSession) = decision.value {
             return channel.eventLoop.makeCompletedFuture {
                 try installHandlers(
@@ -161,7 +167,8 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
                     maxMessageSize: configuration.maxMessageSize,
                     idleTimeout: configuration.idleTimeout,
                     pingInterval: configuration.pingInterval,
-                    maxQueuedBytes: configuration.maxQueuedBytes
+                    maxQueuedBytes: configuration.maxQueuedBytes,
+                    position: position
                 ) { handler in
                     makeSession(handler, Self.connection(channel: channel, socketID: nil, assigns: assigns, transport: "websocket"))
                 }
@@ -179,7 +186,8 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
                 format: serializer == .v1 ? .phoenixV1WebSocket : .phoenixV2WebSocket,
                 maxMessageSize: configuration.maxMessageSize,
                 idleTimeout: configuration.idleTimeout,
-                maxQueuedBytes: configuration.maxQueuedBytes
+                maxQueuedBytes: configuration.maxQueuedBytes,
+                position: position
             ) { handler in
                 let connection = Self.connection(channel: channel, socketID: id, assigns: assigns, transport: "websocket")
                 return PhoenixSession(socket: socket, transport: handler, serializer: serializer, connection: connection, logger: logger)
@@ -196,11 +204,13 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         idleTimeout: TimeAmount,
         pingInterval: TimeAmount? = nil,
         maxQueuedBytes: Int,
+        position: ChannelPipeline.SynchronousOperations.Position = .last,
         makeSession: @escaping (WebSocketConnectionHandler) -> any WebSocketSessionDelegate
     ) throws {
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxMessageSize)))
+        let decoder = ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxMessageSize))
+        try channel.pipeline.syncOperations.addHandler(decoder, position: position)
         let handler = WebSocketConnectionHandler(eventLoop: channel.eventLoop, broadcastFormat: format, maxMessageSize: maxMessageSize, idleTimeout: idleTimeout, pingInterval: pingInterval, logger: logger, makeSession: makeSession)
-        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.pipeline.syncOperations.addHandler(handler, position: .after(decoder))
         let high = max(maxQueuedBytes, 1024)
         try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
     }

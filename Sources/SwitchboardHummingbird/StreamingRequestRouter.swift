@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -19,6 +20,9 @@ struct StreamingEndpoints: Sendable {
     var publish: (path: String, api: HubAPI)?
     /// Limits every HTTP connection keeps, whatever it asks for.
     var limits = HTTPConnectionLimits()
+    /// Phoenix WebSocket mounts, for upgrades on a later request of a kept-alive connection
+    /// (NIO's upgrade handler takes only a connection's first request).
+    var webSockets: [(path: String, socket: PhoenixSocket)] = []
 }
 
 /// Time limits of an HTTP connection before it becomes a WebSocket or an event stream.
@@ -81,6 +85,8 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         case plainEventStream
         /// A publish through the HTTP API.
         case publish(HubAPI)
+        /// A WebSocket upgrade on a later request of a kept-alive connection.
+        case webSocketUpgrade
     }
 
     private let endpoints: StreamingEndpoints
@@ -300,6 +306,10 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
             }
             if let endpoint = endpoint(for: head) {
                 mode = .collecting(head, nil, endpoint)
+            } else if head.headers.contains(name: "upgrade"), !isFirstRequest(context),
+                head.headers[canonicalForm: "Upgrade"].contains(where: { $0.lowercased() == "websocket" })
+            {
+                mode = .collecting(head, nil, .webSocketUpgrade)
             } else if head.headers.contains(name: "upgrade") {
                 // A connection that asks for an upgrade never comes back to HTTP (an upgrade is
                 // either done or refused with `connection: close`), and after one the bytes here
@@ -342,6 +352,8 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
                         startPlainEventStream(head, body: body)
                     case .publish(let api):
                         publish(head, body: body ?? ByteBuffer(), api: api)
+                    case .webSocketUpgrade:
+                        upgrade(head)
                     }
                 }
             }
@@ -618,6 +630,66 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         }
     }
 
+    // MARK: WebSocket upgrade on a kept-alive connection
+
+    /// Whether NIO's upgrade handler is still there (it takes the connection's first request).
+    private func isFirstRequest(_ context: ChannelHandlerContext) -> Bool {
+        (try? context.pipeline.syncOperations.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self)) != nil
+    }
+
+    /// Upgrades a later request of the connection as NIO's upgrade handler does a first one: the
+    /// same decisions (`PhoenixWebSocketUpgrader`), then the WebSocket handlers go in front of the
+    /// HTTP server's handlers (which see nothing more) and the HTTP codec leaves.
+    private func upgrade(_ head: HTTPRequestHead) {
+        guard let context else { return }
+        let decision = NIOLoopBoundBox<UpgradeDecision?>(nil, eventLoop: context.eventLoop)
+        let upgrader = PhoenixWebSocketUpgrader(sockets: endpoints.webSockets, plainResponder: endpoints.plainResponder, decision: decision, logger: logger)
+        var initial = HTTPHeaders()
+        initial.add(name: "upgrade", value: "websocket")
+        initial.add(name: "connection", value: "upgrade")
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        upgrader.buildUpgradeResponse(channel: context.channel, upgradeRequest: head, initialResponseHeaders: initial)
+            .hop(to: context.eventLoop)
+            .whenComplete { result in
+                let router = loopBound.value
+                guard let context = router.context else { return }
+                switch result {
+                case .success where router.shuttingDown:
+                    router.respondShuttingDown()
+                case .success(let headers):
+                    router.switchProtocols(head, headers: headers, upgrader: upgrader, context: context)
+                case .failure:
+                    guard case .refused(let status, let reason) = decision.value else {
+                        return router.respond(status: .badRequest, json: ["error": "invalid WebSocket upgrade request"], close: true)
+                    }
+                    router.respond(status: HTTPResponseStatus(statusCode: status), json: reason.map { ["error": .string($0)] }, close: true)
+                }
+            }
+    }
+
+    private func switchProtocols(_ head: HTTPRequestHead, headers: HTTPHeaders, upgrader: PhoenixWebSocketUpgrader, context: ChannelHandlerContext) {
+        mode = .streaming  // from here on writes pass untouched
+        waiting = []
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+        let pipeline = context.pipeline.syncOperations
+        do {
+            // The WebSocket handlers write raw bytes: the response encoder must be gone first.
+            pipeline.removeHandler(try pipeline.handler(type: HTTPResponseEncoder.self), promise: nil)
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let channel = context.channel
+            upgrader.upgrade(channel: channel, upgradeRequest: head, position: .after(self)).whenFailure { _ in channel.close(promise: nil) }
+            if let state = try? pipeline.handler(type: HTTPConnectionStateHandler.self) {
+                pipeline.removeHandler(state, promise: nil)  // it would close the connection as idle
+            }
+            // This router, then the request decoder (its leftover bytes go on to the frame decoder).
+            pipeline.removeHandler(context: context, promise: nil)
+            pipeline.removeHandler(decoder, promise: nil)
+        } catch {
+            logger.debug("could not upgrade a kept-alive connection", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
     // MARK: HTTP API publish
 
     /// `POST /api/broadcast`, answered as the API's Hummingbird route would be.
@@ -813,6 +885,7 @@ extension StreamingRequestRouter.Endpoint {
         case .longPoll(let socket, _): return socket.configuration.maxMessageSize
         case .plainEventStream: return 1 << 16
         case .publish(let api): return api.maxBodySize
+        case .webSocketUpgrade: return 0
         }
     }
 }

@@ -56,6 +56,7 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         streaming.plainResponder = plainResponder
         streaming.publish = api.map { (path: "/api/broadcast", api: $0) }
         streaming.limits = limits
+        streaming.webSockets = self.sockets
         self.streaming = streaming
     }
 
