@@ -29,6 +29,13 @@ enum UpgradeDecision: Sendable {
     case refused(status: Int, reason: String?)
 }
 
+extension UpgradeDecision {
+    /// The body of a refused upgrade's answer: `{"error": reason}`, or none without a reason.
+    static func refusalBody(reason: String?) -> JSONValue? {
+        reason.map { ["error": .string($0)] }
+    }
+}
+
 struct UpgradeRefused: Error {}
 struct NotASocketPath: Error {}
 

@@ -25,22 +25,6 @@ struct StreamingEndpoints: Sendable {
     var webSockets: [(path: String, socket: PhoenixSocket)] = []
 }
 
-/// Time limits of an HTTP connection before it becomes a WebSocket or an event stream.
-public struct HTTPConnectionLimits: Sendable {
-    /// A connection that has not sent a complete request head this long after it opened, or after
-    /// the answer to its previous request, is closed: a request still incomplete gets 408 first.
-    /// This is also how long an idle keep-alive connection is kept.
-    public var requestHeadTimeout: TimeAmount = .seconds(30)
-    /// Once the server shuts down, an HTTP connection still busy (a request being answered) is
-    /// closed after this long at the latest, so that no client can hold the exit.
-    public var shutdownGracePeriod: TimeAmount = .seconds(3)
-
-    public init(requestHeadTimeout: TimeAmount = .seconds(30), shutdownGracePeriod: TimeAmount = .seconds(3)) {
-        self.requestHeadTimeout = requestHeadTimeout
-        self.shutdownGracePeriod = shutdownGracePeriod
-    }
-}
-
 /// Sits in every HTTP connection's pipeline, right after the request decoder, and takes the
 /// requests for SSE and long-poll endpoints, and HTTP API publishes, before Hummingbird sees them
 /// (on any request of a keep-alive connection, not only the first). Everything else passes
@@ -306,11 +290,12 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
             }
             if let endpoint = endpoint(for: head) {
                 mode = .collecting(head, nil, endpoint)
-            } else if head.headers.contains(name: "upgrade"), !isFirstRequest(context),
-                head.headers[canonicalForm: "Upgrade"].contains(where: { $0.lowercased() == "websocket" })
-            {
-                mode = .collecting(head, nil, .webSocketUpgrade)
             } else if head.headers.contains(name: "upgrade") {
+                if !isFirstRequest(context), head.headers[canonicalForm: "Upgrade"].contains(where: { $0.lowercased() == "websocket" }) {
+                    // NIO's upgrade handler is gone (it takes only the first request): ours to do.
+                    mode = .collecting(head, nil, .webSocketUpgrade)
+                    return
+                }
                 // A connection that asks for an upgrade never comes back to HTTP (an upgrade is
                 // either done or refused with `connection: close`), and after one the bytes here
                 // are no longer HTTP: step out of the way.
@@ -662,7 +647,7 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
                     guard case .refused(let status, let reason) = decision.value else {
                         return router.respond(status: .badRequest, json: ["error": "invalid WebSocket upgrade request"], close: true)
                     }
-                    router.respond(status: HTTPResponseStatus(statusCode: status), json: reason.map { ["error": .string($0)] }, close: true)
+                    router.respond(status: HTTPResponseStatus(statusCode: status), json: UpgradeDecision.refusalBody(reason: reason), close: true)
                 }
             }
     }

@@ -93,11 +93,11 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             pipeline.enableErrorHandling = false
             pipeline.enableResponseHeaderValidation = false
             let upgraded = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
-            // The router is in every connection: it keeps the request-head timeout and closes the
-            // connection at shutdown in every HTTP state. SSE and long-poll requests are taken
-            // before the upgrade handler sees them. When an
-            // event stream takes the connection's first request, the connection's outcome is
-            // decided by that, not by the upgrade handler (which is then removed and fails).
+            // The router is in every connection: it keeps the request-head timeout, closes the
+            // connection at shutdown in every HTTP state, upgrades later requests, and takes SSE
+            // and long-poll requests before the upgrade handler sees them. When an event stream
+            // takes the connection's first request, the connection's outcome is decided by that,
+            // not by the upgrade handler (which is then removed and fails).
             let outcome = channel.eventLoop.makePromise(of: SwitchboardUpgradeResult.self)
             let decided = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
             upgraded.whenComplete { result in
@@ -136,8 +136,8 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         do {
             try await asyncChannel.executeThenClose { _, outbound in
                 var body = ByteBuffer()
-                if let reason {
-                    JSONWriter.write(["error": .string(reason)], into: &body)
+                if let json = UpgradeDecision.refusalBody(reason: reason) {
+                    JSONWriter.write(json, into: &body)
                 }
                 var headers: HTTPFields = [.connection: "close", .contentLength: String(body.readableBytes)]
                 if body.readableBytes > 0 { headers[.contentType] = "application/json" }

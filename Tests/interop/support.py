@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import urllib.request
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -152,3 +154,41 @@ class RawConn:
 
 async def gather_bounded(*aws: Awaitable[Any], timeout: float = STEP_TIMEOUT_S) -> list[Any]:
     return await asyncio.wait_for(asyncio.gather(*aws), timeout)
+
+
+def publish(http_url: str, topic: str, event: str, payload: Any) -> None:
+    """One message through the HTTP API (`POST /api/broadcast`, the suite's API key)."""
+    from conftest import API_KEY
+
+    request = urllib.request.Request(
+        f"{http_url}/api/broadcast", method="POST",
+        data=json.dumps({"topic": topic, "event": event, "payload": payload}).encode(),
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=STEP_TIMEOUT_S) as response:
+        assert response.status in (200, 202)
+
+
+def keep_alive_connection(port: int) -> socket.socket:
+    """A raw connection that has had one answered request (`GET /health`) and stays open."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=STEP_TIMEOUT_S)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    return sock
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    """Everything the server sends until it closes the connection (a reset counts as closed)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        return data

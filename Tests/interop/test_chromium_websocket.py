@@ -1,5 +1,8 @@
 """Chromium's native WebSocket against plain channels and the Phoenix socket."""
 import json
+import time
+
+from support import STEP_TIMEOUT_S, publish
 
 
 # A tiny promise-based client written in the page: open, collect messages, close.
@@ -77,22 +80,7 @@ def test_listen_only_browser_websocket_stays_connected_on_a_quiet_topic(browser,
     """A browser's WebSocket cannot send pings: on a topic quieter than the 60 s idle timeout the
     server pings it (every 25 s of silence), Chromium answers, and it stays connected and keeps
     receiving for 3 minutes, with the server's default settings (issue 18, item 5)."""
-    import time
-    import urllib.request
-
-    from conftest import API_KEY
-    from support import STEP_TIMEOUT_S
-
     topic = f"public:quiet-{time.monotonic_ns()}"
-
-    def publish(n: int) -> None:
-        request = urllib.request.Request(
-            f"{http_url}/api/broadcast", method="POST",
-            data=json.dumps({"topic": topic, "event": "e", "payload": {"n": n}}).encode(),
-            headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=STEP_TIMEOUT_S) as response:
-            assert json.loads(response.read()) == {"published": 1}
 
     browser.navigate(f"{http_url}/")
     assert browser.evaluate(
@@ -109,8 +97,8 @@ def test_listen_only_browser_websocket_stays_connected_on_a_quiet_topic(browser,
     started = time.monotonic()
     for n, at in enumerate([1, 71, 141, 181]):
         time.sleep(max(0.0, started + at - time.monotonic()))
-        publish(n)
-    browser.wait_for(f"window.quiet.received.length === 4 || window.quiet.closed !== null", timeout=STEP_TIMEOUT_S)
+        publish(http_url, topic, "e", {"n": n})
+    browser.wait_for("window.quiet.received.length === 4 || window.quiet.closed !== null", timeout=STEP_TIMEOUT_S)
     state = browser.evaluate("({received: window.quiet.received, closed: window.quiet.closed, open: window.quiet.ws.readyState === 1})")
     assert state == {"received": [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}], "closed": None, "open": True}
     browser.evaluate("window.quiet.ws.close(); true")

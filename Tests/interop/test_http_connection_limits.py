@@ -15,33 +15,10 @@ import time
 from pathlib import Path
 
 from conftest import DEFAULT_BIN, _start, _stop
+from support import keep_alive_connection, read_until_closed
 
 EXIT_WITHIN_S = 5.0
 HEAD_TIMEOUT_S = 30.0
-
-
-def keep_alive_connection(port: int) -> socket.socket:
-    """A connection that has had one answered request and stays open (HTTP/1.1 keep-alive)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        answer += sock.recv(4096)
-    assert answer.startswith(b"HTTP/1.1 200"), answer
-    return sock
-
-
-def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
-    sock.settimeout(timeout)
-    data = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
-    except (ConnectionResetError, BrokenPipeError):
-        return data
 
 
 def test_sigterm_ends_every_http_connection_and_refuses_new_work() -> None:

@@ -15,7 +15,7 @@ import websocket  # websocket-client
 
 import config_server
 from conftest import API_KEY
-from support import STEP_TIMEOUT_S
+from support import STEP_TIMEOUT_S, publish
 
 
 def scrape(http_url: str, key: str | None = API_KEY) -> tuple[int, str, str]:
@@ -31,17 +31,6 @@ def value(text: str, name: str) -> float:
     """The sample `name` (with its labels, e.g. `x{a="b"}`), 0 when absent."""
     match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
-
-
-def publish(http_url: str, topic: str, event: str, payload: dict) -> None:
-    request = urllib.request.Request(
-        f"{http_url}/api/broadcast",
-        data=json.dumps({"topic": topic, "event": event, "payload": payload}).encode(),
-        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=STEP_TIMEOUT_S) as response:
-        assert response.status in (200, 202)
 
 
 def wait_metrics(http_url: str, predicate, what: str) -> str:

@@ -4,12 +4,10 @@ Before, `GET /health` then an upgrade on the same connection got 404."""
 from __future__ import annotations
 
 import json
-import socket
 
 import websocket  # websocket-client
 
-from test_http_connection_limits import keep_alive_connection
-from test_metrics import publish
+from support import keep_alive_connection, publish, read_until_closed
 
 
 def test_phoenix_upgrade_after_a_plain_request(switchboard_server) -> None:
@@ -50,13 +48,7 @@ def test_refused_and_unknown_upgrades_on_a_reused_connection(switchboard_server)
     ]:
         sock = keep_alive_connection(port)
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n".encode())
-        sock.settimeout(5)
-        answer = b""
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
+        answer = read_until_closed(sock, 5)
         assert answer.startswith(b"HTTP/1.1 " + status), (path, answer)
         assert body in answer, (path, answer)
         sock.close()

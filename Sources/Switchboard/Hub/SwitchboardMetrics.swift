@@ -21,12 +21,6 @@ public enum SwitchboardMetrics {
         _ = deliveryLatency
     }
 
-    /// The names of every metric (the README's list; a test checks a fresh server shows them all).
-    public static let names = [
-        "switchboard_connections", "switchboard_connections_opened_total", "switchboard_joins_total", "switchboard_messages_in_total",
-        "switchboard_messages_out_total", "switchboard_mailbox_queue_depth", "switchboard_broadcasts_total", "switchboard_deliveries_total",
-        "switchboard_slow_consumer_disconnects_total", "switchboard_delivery_seconds",
-    ]
 
     /// Connections open now, by transport (`websocket`, `sse`, `longpoll`).
     static func connections(_ transport: String) -> Meter {
