@@ -105,7 +105,8 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
-        // What several test targets share: a raw WebSocket test client, a real redis-server per test.
+        // What several test targets share: a raw WebSocket test client, a transport without a
+        // socket (MemoryTransport), a real redis-server per test.
         .target(
             name: "SwitchboardTestSupport",
             dependencies: [
@@ -151,7 +152,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardTests",
-            dependencies: ["Switchboard"]
+            dependencies: [
+                "Switchboard",
+                "SwitchboardTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "SwitchboardHummingbirdTests",

@@ -6,87 +6,57 @@ import Switchboard
 /// of a Phoenix session whose topics were joined from the request (`GET /events?topics=a,b`), or
 /// of a plain-channel client.
 ///
-/// Phoenix: before the response starts, the session's join replies decide the request: all
-/// joined → the stream opens; any refused → the request is answered with 403 and the reason
-/// (never a half-open stream). What the channels send before the stream opens is kept and sent
-/// first. Pushes and replies come from the session as Phoenix V2 frames and are rewritten here
-/// (they are per-connection anyway). Plain: what the handler sends to the client is one JSON value
-/// per message, sent as an unnamed event (`onmessage`).
-/// Broadcasts arrive pre-encoded in the stream's format (`FrameFormat.serverSentEvents`: encoded
-/// once per broadcast). The write-buffer high-water mark is the outbound limit, as for WebSocket.
-final class EventStreamHandler: ChannelInboundHandler, PhoenixTransport, @unchecked Sendable {
+/// It is a unidirectional transport: what its session sends is already Server-Sent Events (the
+/// session picks `EventStreamSerializer` or `PlainSerializer.eventStream` for it), and broadcasts
+/// arrive pre-encoded in the stream's format (`FrameFormat.serverSentEvents`: encoded once per
+/// broadcast). What is sent before the stream opens is kept and sent first. The write-buffer
+/// high-water mark is the outbound limit, as for WebSocket.
+final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sendable {
     // @unchecked: every mutable property is used only on `eventLoop` (NIO calls handler methods
     // there, the session calls the transport methods there, and the request router too).
     typealias InboundIn = NIOAny
     typealias OutboundOut = ByteBuffer
 
-    /// How the joins of the request ended.
-    enum JoinOutcome {
-        case joined
-        case refused(topic: String, reason: String)
-    }
-
-    /// What the messages the session sends are: Phoenix V2 frames, or plain JSON texts.
-    enum Messages {
-        case phoenix
-        case plain
-    }
-
     let eventLoop: any EventLoop
     let broadcastFormat: FrameFormat
-    private let messages: Messages
+    var isUnidirectional: Bool { true }
     private let keepAlive: TimeAmount
+    /// The slow-consumer limit; `open` installs it on the channel when the stream starts.
+    let outboundLimit: OutboundLimit
     private let logger: Logger
-    private var session: (any WebSocketSessionDelegate)?
+    private var session: (any Session)?
     private var context: ChannelHandlerContext?
     /// Written before the stream opened, in order.
     private var pending: [ByteBuffer] = []
-    private var joinRefs: [String: String] = [:]
-    private var joinedTopics: Set<String> = []
-    private var onJoined: ((JoinOutcome) -> Void)?
+    /// Told when the session closes the stream before it opened (the request is answered instead).
+    private var onCloseBeforeOpen: ((CloseReason) -> Void)?
     private var keepAliveTask: RepeatedTask?
     private var needsFlush = false
     private var closed = false
 
-    init(eventLoop: any EventLoop, messages: Messages = .phoenix, format: FrameFormat = .serverSentEvents, keepAlive: TimeAmount, logger: Logger) {
+    init(eventLoop: any EventLoop, format: FrameFormat = .serverSentEvents, keepAlive: TimeAmount, outboundLimit: OutboundLimit, logger: Logger) {
         self.eventLoop = eventLoop
-        self.messages = messages
+        self.outboundLimit = outboundLimit
         self.broadcastFormat = format
         self.keepAlive = keepAlive
         self.logger = logger
     }
 
-    /// A plain-channel client: started once the stream is open.
-    func attach(_ session: any WebSocketSessionDelegate) {
+    /// The session whose messages this stream carries; `closedBeforeOpen` is told if the session
+    /// closes the stream before it opened (a disconnect while its joins are decided).
+    func attach(_ session: any Session, closedBeforeOpen: ((CloseReason) -> Void)? = nil) {
         eventLoop.preconditionInEventLoop()
         self.session = session
+        self.onCloseBeforeOpen = closedBeforeOpen
     }
 
-    /// Starts the attached session (after the stream's head went out).
-    func startAttached() {
-        guard !closed else { return }
-        session?.start()
-    }
-
-    /// Joins `topics` (each with `payload`), then calls `done` once with the outcome.
-    func join(topics: [String], payload: JSONValue, session: PhoenixSession, done: @escaping (JoinOutcome) -> Void) {
-        eventLoop.preconditionInEventLoop()
-        self.session = session
-        onJoined = done
-        session.start()
-        for (index, topic) in topics.enumerated() {
-            joinRefs[String(index + 1)] = topic
-        }
-        for (index, topic) in topics.enumerated() {
-            let ref = JSONValue.string(String(index + 1))
-            session.handle(Message(joinRef: ref, ref: ref, topic: topic, event: PhoenixEvent.join, payload: .json(payload)))
-        }
-    }
+    /// The stream's head went out and it has not been closed.
+    var isOpen: Bool { context != nil && !closed }
 
     /// The request was not answered with a stream (refused join, client gone): end the session.
     func abandon() {
         eventLoop.preconditionInEventLoop()
-        onJoined = nil
+        onCloseBeforeOpen = nil
         closed = true
         pending = []
         endSession()
@@ -146,14 +116,7 @@ final class EventStreamHandler: ChannelInboundHandler, PhoenixTransport, @unchec
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !context.channel.isWritable && !closed && needsFlush {
-            // Unflushed bytes of a burst count too: write them out first (as for WebSocket).
-            needsFlush = false
-            context.flush()
-        }
-        if !context.channel.isWritable && !closed {
-            logger.debug("closing slow event-stream consumer")
-            SwitchboardMetrics.slowConsumerClosed()
+        if !closed, outboundLimit.isExceeded(context: context, flushPending: { self.flush() }, logger: logger) {
             closed = true
             context.close(promise: nil)
         }
@@ -170,55 +133,11 @@ final class EventStreamHandler: ChannelInboundHandler, PhoenixTransport, @unchec
         context.writeAndFlush(wrapOutboundOut(EventStreamEncoding.comment("keep-alive")), promise: nil)
     }
 
-    // MARK: PhoenixTransport
+    // MARK: Transport
 
     func send(_ frame: EncodedFrame) {
         guard !closed, !frame.isBinary else { return }  // binary messages have no SSE form
-        if messages == .plain {
-            var event = ByteBufferAllocator().buffer(capacity: frame.bytes.readableBytes + 8)
-            event.writeStaticString("data: ")
-            var text = frame.bytes
-            // A text with line breaks is sent as several `data:` lines (the client joins them).
-            while let newline = text.readableBytesView.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) {
-                var line = text.readSlice(length: newline - text.readerIndex)!
-                text.moveReaderIndex(forwardBy: 1)
-                event.writeBuffer(&line)
-                event.writeStaticString("\ndata: ")
-            }
-            event.writeBuffer(&text)
-            event.writeStaticString("\n\n")
-            return write(event)
-        }
-        guard case .array(let fields)? = try? JSONParser.parse(frame.bytes), fields.count == 5,
-            let topic = fields[2].stringValue, let event = fields[3].stringValue
-        else { return }
-        switch event {
-        case PhoenixEvent.reply:
-            guard let ref = fields[1].stringValue, let joining = joinRefs.removeValue(forKey: ref) else { return }
-            if fields[4]["status"]?.stringValue == "ok" {
-                joinedTopics.insert(joining)
-                if joinRefs.isEmpty, let done = onJoined {
-                    onJoined = nil
-                    // The reply is sent in the same event-loop task that then subscribes the
-                    // channel: open the stream after that task, or a client could see the stream
-                    // open and publish before it is subscribed.
-                    let loopBound = NIOLoopBound(done, eventLoop: eventLoop)
-                    eventLoop.execute { loopBound.value(.joined) }
-                }
-            } else if let done = onJoined {
-                onJoined = nil
-                let reason = fields[4]["response"]?["reason"]?.stringValue ?? "join refused"
-                done(.refused(topic: joining, reason: reason))
-            }
-        case PhoenixEvent.close, PhoenixEvent.error:
-            // The topic's channel ended (left, stopped, crashed); the stream ends with its last topic.
-            joinedTopics.remove(topic)
-            if joinedTopics.isEmpty && onJoined == nil {
-                close(CloseReason(code: 1000, reason: event == PhoenixEvent.error ? "channel crashed" : "channel closed"))
-            }
-        default:
-            write(EventStreamEncoding.event(id: nil, event: event, data: fields[4]))
-        }
+        write(frame.bytes)
     }
 
     func sendPreEncoded(_ frame: ByteBuffer) {
@@ -247,11 +166,11 @@ final class EventStreamHandler: ChannelInboundHandler, PhoenixTransport, @unchec
         guard !closed else { return }
         closed = true
         guard let context else {
-            // Still joining: the request is answered with the reason instead of a stream.
-            let done = onJoined
-            onJoined = nil
+            // Not open yet: the request is answered with the reason instead of a stream.
+            let tell = onCloseBeforeOpen
+            onCloseBeforeOpen = nil
             endSession()
-            done?(.refused(topic: "", reason: reason.reason))
+            tell?(reason)
             return
         }
         logger.debug("closing event stream", metadata: ["code": "\(reason.code)", "reason": "\(reason.reason)"])

@@ -142,12 +142,10 @@ public struct HubAPI: Sendable {
 
     /// Throws the 401 `APIError` unless `authorization` is `Bearer <key>`.
     static func checkKey(authorization: String?, key: String) throws {
-        let header = authorization ?? ""
-        let prefix = "Bearer "
-        guard header.hasPrefix(prefix) else {
+        guard let token = ConnectRequest.bearerToken(authorization: authorization) else {
             throw APIError(.unauthorized, "unauthorized", "missing API key (Authorization: Bearer <key>)")
         }
-        let given = SHA256.hash(data: Data(header.dropFirst(prefix.count).utf8))
+        let given = SHA256.hash(data: Data(token.utf8))
         let expected = SHA256.hash(data: Data(key.utf8))
         // Comparing fixed-length digests keeps the comparison time independent of the key.
         guard given == expected else {

@@ -7,7 +7,7 @@ import Synchronization
 /// The transport of one phoenix.js long-poll session: messages wait in a bounded buffer until a
 /// poll (`GET`) takes them. Lives on the event loop of the connection that opened it; requests
 /// arriving on other connections hop there.
-final class LongPollSession: PhoenixTransport, @unchecked Sendable {
+final class LongPollSession: Transport, @unchecked Sendable {
     // @unchecked: every mutable property is used only on `eventLoop` (the session calls the
     // transport methods there, and the request router hops there for every request).
 
@@ -27,7 +27,7 @@ final class LongPollSession: PhoenixTransport, @unchecked Sendable {
     private(set) var session: PhoenixSession?
     private let registry: LongPollRegistry
     private let window: TimeAmount
-    private let maxQueuedBytes: Int
+    private let outboundLimit: OutboundLimit
     private let logger: Logger
     private var buffered: [ByteBuffer] = []
     private var bufferedBytes = 0
@@ -42,7 +42,7 @@ final class LongPollSession: PhoenixTransport, @unchecked Sendable {
         self.broadcastFormat = serializer == .v1 ? .phoenixV1LongPoll : .phoenixV2LongPoll
         self.registry = registry
         self.window = window
-        self.maxQueuedBytes = maxQueuedBytes
+        self.outboundLimit = OutboundLimit(maxQueuedBytes: maxQueuedBytes)
         self.logger = logger
     }
 
@@ -112,7 +112,7 @@ final class LongPollSession: PhoenixTransport, @unchecked Sendable {
         }
     }
 
-    // MARK: PhoenixTransport
+    // MARK: Transport
 
     func send(_ frame: EncodedFrame) {
         guard let message = FrameFormat.longPollMessage(frame) else { return }  // never binary over long-poll
@@ -127,10 +127,8 @@ final class LongPollSession: PhoenixTransport, @unchecked Sendable {
         guard !closed else { return }
         bufferedBytes += message.readableBytes
         buffered.append(message)
-        if bufferedBytes > maxQueuedBytes {
-            logger.debug("closing long-poll session: too much waiting for a poll")
-            SwitchboardMetrics.slowConsumerClosed()
-            close(.slowConsumer)
+        if outboundLimit.isExceeded(queuedBytes: bufferedBytes, logger: logger) {
+            close(.slowConsumer)  // too much waiting for a poll
         }
     }
 

@@ -10,35 +10,6 @@ import Hummingbird
 import NIOWebSocket
 import Switchboard
 
-/// What happened to an HTTP connection's first request.
-enum SwitchboardUpgradeResult: Sendable {
-    /// Upgraded to a Phoenix WebSocket; NIO handlers own the connection from now on.
-    case webSocket
-    /// An ordinary HTTP request (or an upgrade to a path we do not serve): Hummingbird answers it.
-    case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
-    /// An upgrade we refused (connect handler, vsn): answer with this status and reason.
-    case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, status: Int, reason: String?)
-    /// The first request opened a Server-Sent Events stream; its handler owns the connection.
-    case eventStream
-}
-
-/// The decision taken while building the upgrade response, used when installing the handlers.
-enum UpgradeDecision: Sendable {
-    case accepted(socket: PhoenixSocket, serializer: PhoenixSerializer, id: String?, assigns: Assigns)
-    case plain(PlainChannelConfiguration, assigns: Assigns, makeSession: @Sendable (any PhoenixTransport, Connection) -> any WebSocketSessionDelegate)
-    case refused(status: Int, reason: String?)
-}
-
-extension UpgradeDecision {
-    /// The body of a refused upgrade's answer: `{"error": reason}`, or none without a reason.
-    static func refusalBody(reason: String?) -> JSONValue? {
-        reason.map { ["error": .string($0)] }
-    }
-}
-
-struct UpgradeRefused: Error {}
-struct NotASocketPath: Error {}
-
 /// Routes plain-channel upgrade requests (a Hummingbird router built on `PlainUpgradeContext`).
 typealias PlainUpgradeResponder = @Sendable (Request, PlainUpgradeContext) async throws -> Response
 
@@ -57,7 +28,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
 
     func buildUpgradeResponse(channel: any Channel, upgradeRequest head: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
         let loop = channel.eventLoop
-        let (path, query) = QueryString.split(uri: head.uri)
+        let path = QueryString.split(uri: head.uri).path
         guard let socket = sockets.first(where: { $0.path + "/websocket" == path })?.socket else {
             return buildPlainUpgradeResponse(channel: channel, head: head, initialResponseHeaders: initialResponseHeaders)
         }
@@ -65,41 +36,31 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             let key = head.headers.first(name: "Sec-WebSocket-Key"),
             head.headers.first(name: "Sec-WebSocket-Version") == "13"
         else {
-            decision.value = .refused(status: 400, reason: "invalid WebSocket upgrade request")
+            decision.value = .refused(ConnectRefusal(status: 400, reason: "invalid WebSocket upgrade request"))
             return loop.makeFailedFuture(UpgradeRefused())
         }
+        var request = ConnectRequest(head: head, channel: channel)
         // The origin check comes first, as in Phoenix.
-        guard socket.configuration.checkOrigin.allows(origin: head.headers.first(name: "Origin")) else {
+        if let refusal = socket.configuration.checkOrigin.refusal(for: request) {
             logger.debug("refused connection: origin not allowed", metadata: ["origin": "\(head.headers.first(name: "Origin") ?? "")"])
-            decision.value = .refused(status: 403, reason: "origin not allowed")
+            decision.value = .refused(refusal)
             return loop.makeFailedFuture(UpgradeRefused())
         }
-        let items = QueryString.parse(query)
-        var params: [String: String] = [:]
-        for item in items { params[item.name] = item.value }
-        guard let serializer = PhoenixSerializer.negotiate(vsn: params["vsn"]) else {
-            logger.debug("refused connection: unsupported vsn", metadata: ["vsn": "\(params["vsn"] ?? "")"])
-            decision.value = .refused(status: 403, reason: "unsupported vsn")
+        guard let serializer = PhoenixSerializer.negotiate(vsn: request.params["vsn"]) else {
+            logger.debug("refused connection: unsupported vsn", metadata: ["vsn": "\(request.params["vsn"] ?? "")"])
+            decision.value = .refused(ConnectRefusal(status: 403, reason: "unsupported vsn"))
             return loop.makeFailedFuture(UpgradeRefused())
         }
         // Subprotocols: phoenix.js's authToken travels as `base64url.bearer.phx.<token>` beside `phoenix`.
         let offered = head.headers["Sec-WebSocket-Protocol"]
             .flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
-        var authToken: String?
         for value in offered where value.hasPrefix("base64url.bearer.phx.") {
-            authToken = Self.decodeLenientBase64(String(value.dropFirst("base64url.bearer.phx.".count)))
+            request.authToken = Self.decodeLenientBase64(String(value.dropFirst("base64url.bearer.phx.".count)))
         }
-        let request = ConnectRequest(
-            params: params,
-            queryItems: items,
-            headers: head.headers.map { (name: $0.name.lowercased(), value: $0.value) },
-            peerAddress: Self.peerAddress(channel),
-            path: path,
-            authToken: authToken
-        )
+        let connectRequest = request
         let promise = loop.makePromise(of: ConnectResult.self)
-        promise.completeWithTask { await socket.accept(request) }
+        promise.completeWithTask { await socket.accept(connectRequest) }
         let decision = self.decision
         return promise.futureResult.flatMapThrowing { result in
             switch result {
@@ -112,7 +73,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
                 }
                 return headers
             case .refuse(let status, let reason):
-                decision.value = .refused(status: status, reason: reason)
+                decision.value = .refused(ConnectRefusal(status: status, reason: reason))
                 throw UpgradeRefused()
             }
         }
@@ -124,39 +85,45 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         // NIO's upgrade handler does not hand a request it tried to upgrade on to the HTTP
         // pipeline, so every upgrade we do not take is answered here (404, 400, or the refusal).
         let notFound = { () -> EventLoopFuture<HTTPHeaders> in
-            self.decision.value = .refused(status: 404, reason: "no WebSocket endpoint at this path")
+            self.decision.value = .refused(Self.notFound)
             return loop.makeFailedFuture(NotASocketPath())
         }
         guard let plainResponder, let request = try? HTTPRequest(head, secure: false, splitCookie: false) else {
             return notFound()
         }
         guard head.method == .GET, let key = head.headers.first(name: "Sec-WebSocket-Key"), head.headers.first(name: "Sec-WebSocket-Version") == "13" else {
-            decision.value = .refused(status: 400, reason: "invalid WebSocket upgrade request")
+            decision.value = .refused(ConnectRefusal(status: 400, reason: "invalid WebSocket upgrade request"))
             return loop.makeFailedFuture(UpgradeRefused())
         }
-        let box = PlainUpgradeDecisionBox()
-        let source = PlainUpgradeContext.Source(logger: logger, decision: box, peerAddress: Self.peerAddress(channel))
-        let promise = loop.makePromise(of: PlainUpgradeDecision?.self)
-        promise.completeWithTask {
-            _ = try? await plainResponder(Request(head: request, body: .init(buffer: ByteBuffer())), PlainUpgradeContext(source: source))
-            return box.value.withLock { $0 }
-        }
         let decision = self.decision
-        return promise.futureResult.flatMapThrowing { plain in
+        return Self.askPlainRoutes(plainResponder, request: request, channel: channel, logger: logger).flatMapThrowing { plain in
+            decision.value = plain ?? .refused(Self.notFound)
             switch plain {
-            case .none:
-                decision.value = .refused(status: 404, reason: "no WebSocket endpoint at this path")
+            case .none, .accepted:
                 throw NotASocketPath()
-            case .refuse(let status, let reason):
-                decision.value = .refused(status: status, reason: reason)
+            case .refused:
                 throw UpgradeRefused()
-            case .accept(let configuration, let assigns, let makeSession):
-                decision.value = .plain(configuration, assigns: assigns, makeSession: makeSession)
+            case .plain:
                 var headers = initialResponseHeaders
                 headers.add(name: "Sec-WebSocket-Accept", value: Self.acceptValue(for: key))
                 return headers
             }
         }
+    }
+
+    static let notFound = ConnectRefusal(status: 404, reason: "no WebSocket endpoint at this path")
+
+    /// Runs the plain-channel router on a request (WebSocket upgrade or event stream): the route
+    /// that matches records its decision; nil when no route matched.
+    static func askPlainRoutes(_ responder: @escaping PlainUpgradeResponder, request: HTTPRequest, channel: any Channel, logger: Logger) -> EventLoopFuture<UpgradeDecision?> {
+        let box = PlainUpgradeDecisionBox()
+        let source = PlainUpgradeContext.Source(logger: logger, decision: box, peerAddress: ConnectRequest.peerAddress(channel))
+        let promise = channel.eventLoop.makePromise(of: UpgradeDecision?.self)
+        promise.completeWithTask {
+            _ = try? await responder(Request(head: request, body: .init(buffer: ByteBuffer())), PlainUpgradeContext(source: source))
+            return box.value.withLock { $0 }
+        }
+        return promise.futureResult
     }
 
     func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<SwitchboardUpgradeResult> {
@@ -212,14 +179,17 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         pingInterval: TimeAmount? = nil,
         maxQueuedBytes: Int,
         position: ChannelPipeline.SynchronousOperations.Position = .last,
-        makeSession: @escaping (WebSocketConnectionHandler) -> any WebSocketSessionDelegate
+        makeSession: @escaping (WebSocketConnectionHandler) -> any Session
     ) throws {
         let decoder = ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxMessageSize))
         try channel.pipeline.syncOperations.addHandler(decoder, position: position)
-        let handler = WebSocketConnectionHandler(eventLoop: channel.eventLoop, broadcastFormat: format, maxMessageSize: maxMessageSize, idleTimeout: idleTimeout, pingInterval: pingInterval, logger: logger, makeSession: makeSession)
+        let limit = OutboundLimit(maxQueuedBytes: maxQueuedBytes)
+        let handler = WebSocketConnectionHandler(
+            eventLoop: channel.eventLoop, broadcastFormat: format, maxMessageSize: maxMessageSize, outboundLimit: limit,
+            idleTimeout: idleTimeout, pingInterval: pingInterval, logger: logger, makeSession: makeSession
+        )
         try channel.pipeline.syncOperations.addHandler(handler, position: .after(decoder))
-        let high = max(maxQueuedBytes, 1024)
-        try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
+        try limit.install(on: channel)
     }
 
     /// A connection whose `close` reaches the channel's handler.
@@ -228,11 +198,6 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             // Looked up rather than captured: the handler owns the connection, not the other way round.
             channel.pipeline.handler(type: WebSocketConnectionHandler.self).whenSuccess { $0.close(reason) }
         }
-    }
-
-    /// The peer's `address:port`, for connect handlers.
-    static func peerAddress(_ channel: any Channel) -> String? {
-        channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
     }
 
     /// `Sec-WebSocket-Accept` for a client key (RFC 6455 §4.2.2).
@@ -247,27 +212,5 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         while s.count % 4 != 0 { s += "=" }
         guard let data = Data(base64Encoded: s) else { return nil }
         return String(data: data, encoding: .utf8)
-    }
-}
-
-/// Query-string helpers.
-enum QueryString {
-    /// Splits a request URI into its path and query.
-    static func split(uri: String) -> (path: String, query: String) {
-        guard let q = uri.firstIndex(of: "?") else { return (uri, "") }
-        return (String(uri[..<q]), String(uri[uri.index(after: q)...]))
-    }
-
-    /// Parses `a=1&b=2` into ordered, percent-decoded pairs (`+` is a space; empty segments skipped).
-    static func parse(_ query: String) -> [(name: String, value: String)] {
-        query.split(separator: "&").compactMap { segment in
-            let parts = segment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let rawName = parts.first, !rawName.isEmpty else { return nil }
-            func decode(_ s: Substring) -> String {
-                let spaced = s.replacingOccurrences(of: "+", with: " ")
-                return spaced.removingPercentEncoding ?? spaced
-            }
-            return (decode(rawName), parts.count > 1 ? decode(parts[1]) : "")
-        }
     }
 }

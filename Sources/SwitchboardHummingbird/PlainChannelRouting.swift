@@ -11,7 +11,7 @@ public struct PlainChannelConfiguration: Sendable {
     /// `{"event","payload"}` envelope, or your own (`FrameFormat.plainJSON`).
     public var format: FrameFormat = .plainPayload
     /// Picks the format per client from its request instead (e.g. a `?format=` query option).
-    public var chooseFormat: (@Sendable (PlainConnectRequest) -> FrameFormat)?
+    public var chooseFormat: (@Sendable (ConnectRequest) -> FrameFormat)?
     /// Close a connection that sent nothing, not even a pong or a ping, for this long.
     public var idleTimeout: TimeAmount = .seconds(60)
     /// Ping a client after this long without reading anything from it, and again after each
@@ -61,15 +61,8 @@ public struct PlainUpgradeContext: RequestContext {
     }
 }
 
-/// What a plain-channel route decided for one upgrade request.
-enum PlainUpgradeDecision: Sendable {
-    /// `assigns` go on the client's `Connection` (they hold the client's context, for filters).
-    case accept(PlainChannelConfiguration, assigns: Assigns, makeSession: @Sendable (any PhoenixTransport, Connection) -> any WebSocketSessionDelegate)
-    case refuse(status: Int, reason: String)
-}
-
 final class PlainUpgradeDecisionBox: Sendable {
-    let value = Mutex<PlainUpgradeDecision?>(nil)
+    let value = Mutex<UpgradeDecision?>(nil)
 }
 
 extension RouterMethods where Context == PlainUpgradeContext {
@@ -82,65 +75,24 @@ extension RouterMethods where Context == PlainUpgradeContext {
         handler: Handler
     ) -> Self {
         get(path) { request, context -> Response in
-            var parameters: [String: String] = [:]
-            for (key, value) in context.parameters { parameters[String(key)] = String(value) }
-            var query: [String: String] = [:]
-            for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
-            let connectRequest = PlainConnectRequest(
-                path: request.uri.path,
-                parameters: parameters,
-                query: query,
-                headers: request.headers.map { (name: $0.name.canonicalName.lowercased(), value: $0.value) },
-                peerAddress: context.peerAddress
-            )
-            let result: PlainConnectResult<Handler.ClientContext>
-            if !configuration.checkOrigin.allows(origin: connectRequest.header("origin")) {
-                result = .refuse(status: 403, reason: "origin not allowed")
-            } else {
-                do {
-                    result = try await handler.connect(connectRequest, channel: channel)
-                } catch {
-                    result = .refuse(status: 403, reason: "connection refused")
-                }
-            }
-            switch result {
+            var built = ConnectRequest(uri: request.uri.description, headers: request.headers.map { (name: $0.name.canonicalName, value: $0.value) }, peerAddress: context.peerAddress)
+            for (key, value) in context.parameters { built.parameters[String(key)] = String(value) }
+            let connectRequest = built
+            let decision: UpgradeDecision
+            switch await handler.accept(connectRequest, channel: channel, checkOrigin: configuration.checkOrigin) {
             case .refuse(let status, let reason):
-                context.decision.value.withLock { $0 = .refuse(status: status, reason: reason) }
+                decision = .refused(ConnectRefusal(status: status, reason: reason))
             case .accept(let clientContext):
                 let logger = context.logger
-                var assigns = Assigns()
-                assigns[PlainChannel.contextKey] = clientContext
-                context.decision.value.withLock {
-                    $0 = .accept(configuration, assigns: assigns) { transport, connection in
-                        let format = transport is EventStreamHandler
-                            ? configuration.eventStreamFormat
-                            : configuration.chooseFormat?(connectRequest) ?? configuration.format
-                        let core = PlainClientCore(hub: channel.hub, transport: transport, connection: connection, format: format, maxPendingMessages: configuration.maxPendingMessages, logger: logger)
-                        let client = PlainClient(context: clientContext, request: connectRequest, channel: channel, core: core)
-                        core.onStart = {
-                            do {
-                                try await handler.connected(client)
-                            } catch {
-                                logger.debug("plain channel connected handler failed", metadata: ["error": "\(error)"])
-                                client.close(code: 1011, reason: "connect handler failed")
-                            }
-                        }
-                        core.onMessage = { message in
-                            do {
-                                try await handler.message(message, from: client)
-                            } catch let error as PlainMessageError {
-                                client.send(json: ["error": ["code": .string(error.code), "message": .string(error.message)]])
-                            } catch {
-                                client.send(json: ["error": ["code": "handler_error", "message": .string("\(error)")]])
-                            }
-                        }
-                        core.onClose = { await handler.disconnected(client) }
-                        // Every client listens to the channel-wide topic.
-                        core.subscribe(to: channel.topic)
-                        return core
-                    }
+                decision = .plain(configuration, assigns: PlainChannel.assigns(for: clientContext)) { transport, connection in
+                    let format = transport.isUnidirectional ? configuration.eventStreamFormat : configuration.chooseFormat?(connectRequest) ?? configuration.format
+                    return handler.makeSession(
+                        context: clientContext, request: connectRequest, channel: channel, transport: transport, connection: connection,
+                        format: format, maxPendingMessages: configuration.maxPendingMessages, logger: logger
+                    )
                 }
             }
+            context.decision.value.withLock { $0 = decision }
             return Response(status: .ok)
         }
         return self

@@ -407,30 +407,14 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         armHeadTimer()
     }
 
+    /// A refused connect: its status and `{"error": reason}`.
+    private func respond(_ refusal: ConnectRefusal, close: Bool = false) {
+        respond(status: HTTPResponseStatus(statusCode: refusal.status), json: refusal.body, close: close)
+    }
+
     /// 503 and close: once shutdown has begun, nothing new starts on this connection.
     private func respondShuttingDown() {
         respond(status: .serviceUnavailable, json: ["error": "server shutting down"], close: true)
-    }
-
-    private static func params(_ items: [(name: String, value: String)]) -> [String: String] {
-        var params: [String: String] = [:]
-        for item in items { params[item.name] = item.value }  // the last value wins, as in Phoenix
-        return params
-    }
-
-    private func connectRequest(_ head: HTTPRequestHead, path: String, items: [(name: String, value: String)], params: [String: String]) -> ConnectRequest {
-        var authToken: String?
-        if let authorization = head.headers.first(name: "Authorization"), authorization.lowercased().hasPrefix("bearer ") {
-            authToken = String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
-        }
-        return ConnectRequest(
-            params: params,
-            queryItems: items,
-            headers: head.headers.map { (name: $0.name.lowercased(), value: $0.value) },
-            peerAddress: context.flatMap { PhoenixWebSocketUpgrader.peerAddress($0.channel) },
-            path: path,
-            authToken: authToken
-        )
     }
 
     /// Runs the socket's connect handler and continues on this loop with its result.
@@ -453,12 +437,10 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         guard head.method == .GET || head.method == .HEAD else {
             return respond(status: .methodNotAllowed, headers: [("allow", "GET")], json: ["error": "event streams are read with GET"])
         }
-        let (path, query) = QueryString.split(uri: head.uri)
-        let items = QueryString.parse(query)
-        let params = Self.params(items)
+        let request = ConnectRequest(head: head, channel: context.channel)
         var topics: [String] = []
         if let pathTopic { topics.append(pathTopic) }
-        for item in items where item.name == "topics" || item.name == "topic" {
+        for item in request.queryItems where item.name == "topics" || item.name == "topic" {
             topics += item.value.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         var seen = Set<String>()
@@ -466,39 +448,50 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         guard !topics.isEmpty else {
             return respond(status: .badRequest, json: ["error": "no topic: use ?topics=a,b or a path ending in the topic"])
         }
-        guard socket.configuration.checkOrigin.allows(origin: head.headers.first(name: "Origin")) else {
-            return respond(status: .forbidden, json: ["error": "origin not allowed"])
+        if let refusal = socket.configuration.checkOrigin.refusal(for: request) {
+            return respond(refusal)
         }
         // Each topic is joined with the query parameters (other than the topic list) as its payload.
         var payload: [String: JSONValue] = [:]
-        for (name, value) in params where name != "topics" && name != "topic" {
+        for (name, value) in request.params where name != "topics" && name != "topic" {
             payload[name] = .string(value)
         }
         let origin = head.headers.first(name: "Origin")
-        let request = connectRequest(head, path: path, items: items, params: params)
         connect(socket, request) { [self] result in
             guard self.context != nil else { return }  // the client left while we decided
             switch result {
             case .refuse(let status, let reason):
-                respond(status: HTTPResponseStatus(statusCode: status), json: ["error": .string(reason ?? "connection refused")])
+                respond(ConnectRefusal(status: status, reason: reason ?? "connection refused"))
             case .accept(let id, let assigns):
-                let handler = EventStreamHandler(eventLoop: context.eventLoop, keepAlive: socket.configuration.eventStreamKeepAlive, logger: logger)
+                let handler = EventStreamHandler(
+                    eventLoop: context.eventLoop, keepAlive: socket.configuration.eventStreamKeepAlive,
+                    outboundLimit: OutboundLimit(maxQueuedBytes: socket.configuration.maxQueuedBytes), logger: logger
+                )
                 let channel = context.channel
                 let connection = connection(transport: "sse", id: id, assigns: assigns) { reason in
                     channel.eventLoop.execute { handler.close(reason) }
                 }
                 let session = PhoenixSession(socket: socket, transport: handler, serializer: .v2, connection: connection, logger: logger)
+                // Answered once: by the joins' outcome, or by a close before they ended (a
+                // disconnect, a mailbox overflow), whose reason then refuses the request.
+                let answered = NIOLoopBoundBox(false, eventLoop: context.eventLoop)
+                handler.attach(session) { [self] reason in
+                    guard !answered.value, self.context != nil else { return }
+                    answered.value = true
+                    respond(ConnectRefusal(status: 403, reason: reason.reason))
+                }
                 onInactive = { handler.abandon() }
-                handler.join(topics: topics, payload: .object(payload), session: session) { [self] outcome in
+                session.start()
+                session.join(topics: topics, payload: .object(payload)) { [self] outcome in
+                    guard !answered.value else { return }
+                    answered.value = true
                     guard self.context != nil else { return handler.abandon() }
                     switch outcome {
                     case .joined:
-                        open(handler, retry: socket.configuration.eventStreamRetry, origin: origin, maxQueuedBytes: socket.configuration.maxQueuedBytes, headOnly: head.method == .HEAD)
+                        open(handler, retry: socket.configuration.eventStreamRetry, origin: origin, headOnly: head.method == .HEAD)
                     case .refused(let topic, let reason):
                         handler.abandon()
-                        var body: [String: JSONValue] = ["error": .string(reason)]
-                        if !topic.isEmpty { body["topic"] = .string(topic) }
-                        respond(status: .forbidden, json: .object(body))
+                        respond(status: .forbidden, json: ["error": .string(reason), "topic": .string(topic)])
                     }
                 }
             }
@@ -506,7 +499,7 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     /// Answers with the stream's head and hands the connection to the stream's handler.
-    private func open(_ handler: EventStreamHandler, retry: TimeAmount, origin: String?, maxQueuedBytes: Int, headOnly: Bool) {
+    private func open(_ handler: EventStreamHandler, retry: TimeAmount, origin: String?, headOnly: Bool) {
         guard let context else { return handler.abandon() }
         // Shutdown began while the stream's joins were decided: no new stream.
         guard !shuttingDown else {
@@ -540,8 +533,7 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
             var retryLine = EventStreamEncoding.retry(milliseconds: Int(retry.nanoseconds / 1_000_000))
             bytes.writeBuffer(&retryLine)
             context.write(NIOAny(bytes), promise: nil)
-            let high = max(maxQueuedBytes, 1024)
-            try context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
+            try handler.outboundLimit.install(on: context.channel)
             // The stream's handler goes right after this one: its writes pass only the handlers in
             // front (the request decoder ignores them), and it sees the connection's end first.
             try pipeline.addHandler(handler, position: .after(self))
@@ -568,33 +560,31 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         guard let request = try? HTTPRequest(head, secure: false, splitCookie: false) else {
             return respond(status: .badRequest, json: ["error": "invalid request"])
         }
-        let box = PlainUpgradeDecisionBox()
-        let source = PlainUpgradeContext.Source(logger: logger, decision: box, peerAddress: PhoenixWebSocketUpgrader.peerAddress(context.channel))
-        let promise = context.eventLoop.makePromise(of: PlainUpgradeDecision?.self)
-        promise.completeWithTask {
-            _ = try? await plainResponder(Request(head: request, body: .init(buffer: ByteBuffer())), PlainUpgradeContext(source: source))
-            return box.value.withLock { $0 }
-        }
+        let future = PhoenixWebSocketUpgrader.askPlainRoutes(plainResponder, request: request, channel: context.channel, logger: logger)
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let origin = head.headers.first(name: "Origin")
-        promise.futureResult.whenSuccess { decision in
+        future.whenSuccess { decision in
             let router = loopBound.value
             guard let context = router.context else { return }
             switch decision {
-            case .accept where router.shuttingDown:
+            case .plain where router.shuttingDown:
                 router.respondShuttingDown()
-            case .accept(let configuration, let assigns, let makeSession) where configuration.eventStreams:
-                let handler = EventStreamHandler(eventLoop: context.eventLoop, messages: .plain, format: configuration.eventStreamFormat, keepAlive: configuration.eventStreamKeepAlive, logger: router.logger)
+            case .plain(let configuration, let assigns, let makeSession) where configuration.eventStreams:
+                let handler = EventStreamHandler(
+                    eventLoop: context.eventLoop, format: configuration.eventStreamFormat, keepAlive: configuration.eventStreamKeepAlive,
+                    outboundLimit: OutboundLimit(maxQueuedBytes: configuration.maxQueuedBytes), logger: router.logger
+                )
                 let channel = context.channel
                 let connection = Connection(socketID: nil, assigns: assigns, transport: "sse") { reason in
                     channel.eventLoop.execute { handler.close(reason) }
                 }
-                handler.attach(makeSession(handler, connection))
-                router.open(handler, retry: configuration.eventStreamRetry, origin: origin, maxQueuedBytes: configuration.maxQueuedBytes, headOnly: false)
-                handler.startAttached()
-            case .refuse(let status, let reason):
-                router.respond(status: HTTPResponseStatus(statusCode: status), json: ["error": .string(reason)])
-            case .accept, .none:
+                let session = makeSession(handler, connection)
+                handler.attach(session)
+                router.open(handler, retry: configuration.eventStreamRetry, origin: origin, headOnly: false)
+                if handler.isOpen { session.start() }
+            case .refused(let refusal):
+                router.respond(refusal)
+            case .plain, .accepted, .none:
                 router.passOn(head, body: body, context: context)
             }
         }
@@ -644,10 +634,10 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
                 case .success(let headers):
                     router.switchProtocols(head, headers: headers, upgrader: upgrader, context: context)
                 case .failure:
-                    guard case .refused(let status, let reason) = decision.value else {
+                    guard case .refused(let refusal) = decision.value else {
                         return router.respond(status: .badRequest, json: ["error": "invalid WebSocket upgrade request"], close: true)
                     }
-                    router.respond(status: HTTPResponseStatus(statusCode: status), json: UpgradeDecision.refusalBody(reason: reason), close: true)
+                    router.respond(refusal, close: true)
                 }
             }
     }
@@ -714,14 +704,13 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         default:
             return respond(status: .badRequest, json: nil)
         }
-        guard socket.configuration.checkOrigin.allows(origin: head.headers.first(name: "Origin")) else {
+        let request = ConnectRequest(head: head, channel: context.channel)
+        guard socket.configuration.checkOrigin.refusal(for: request) == nil else {
             return answer(["status": 403])
         }
-        let (path, query) = QueryString.split(uri: head.uri)
-        let items = QueryString.parse(query)
         // The session token: the header, else the last `token` parameter (older phoenix.js appends
         // its own after the app's, and Phoenix keeps the last one).
-        let token = head.headers.first(name: "X-Phoenix-Longpoll-Token") ?? items.last { $0.name == "token" }?.value
+        let token = head.headers.first(name: "X-Phoenix-Longpoll-Token") ?? request.params["token"]
         let existing = token.flatMap { registry.session($0) }
         if head.method == .POST {
             guard let session = existing else { return answer(["status": 410]) }
@@ -758,9 +747,7 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         }
         // A GET without a live session opens one (Phoenix answers 410 with the new token).
         // All parameters reach the connect handler (older phoenix.js sends the app's `token` here).
-        let params = Self.params(items)
-        guard let serializer = PhoenixSerializer.negotiate(vsn: params["vsn"]) else { return answer(["status": 403]) }
-        let request = connectRequest(head, path: path, items: items, params: params)
+        guard let serializer = PhoenixSerializer.negotiate(vsn: request.params["vsn"]) else { return answer(["status": 403]) }
         connect(socket, request) { [self] result in
             guard let context = self.context else { return }
             switch result {

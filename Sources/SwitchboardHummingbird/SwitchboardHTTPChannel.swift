@@ -81,8 +81,8 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                             wrappingChannelSynchronously: channel,
                             configuration: .init(isOutboundHalfClosureEnabled: true)
                         )
-                        if case .refused(let status, let reason) = decision.value {
-                            return .refused(asyncChannel, status: status, reason: reason)
+                        if case .refused(let refusal) = decision.value {
+                            return .refused(asyncChannel, refusal)
                         }
                         return .notUpgraded(asyncChannel)
                     }
@@ -123,8 +123,8 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                 return  // the connection's handlers own it now
             case .notUpgraded(let http):
                 await handleHTTP(asyncChannel: http, logger: logger)
-            case .refused(let http, let status, let reason):
-                await writeRefusal(http, status: status, reason: reason, logger: logger)
+            case .refused(let http, let refusal):
+                await writeRefusal(http, refusal, logger: logger)
             }
         } catch {
             logger.debug("upgrade failed", metadata: ["error": "\(error)"])
@@ -132,16 +132,16 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         }
     }
 
-    private func writeRefusal(_ asyncChannel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, status: Int, reason: String?, logger: Logger) async {
+    private func writeRefusal(_ asyncChannel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, _ refusal: ConnectRefusal, logger: Logger) async {
         do {
             try await asyncChannel.executeThenClose { _, outbound in
                 var body = ByteBuffer()
-                if let json = UpgradeDecision.refusalBody(reason: reason) {
+                if let json = refusal.body {
                     JSONWriter.write(json, into: &body)
                 }
                 var headers: HTTPFields = [.connection: "close", .contentLength: String(body.readableBytes)]
                 if body.readableBytes > 0 { headers[.contentType] = "application/json" }
-                try await outbound.write(.head(HTTPResponse(status: .init(code: status), headerFields: headers)))
+                try await outbound.write(.head(HTTPResponse(status: .init(code: refusal.status), headerFields: headers)))
                 if body.readableBytes > 0 { try await outbound.write(.body(body)) }
                 try await outbound.write(.end(nil))
             }

@@ -3,21 +3,6 @@ import NIOCore
 import NIOWebSocket
 import Switchboard
 
-/// What a WebSocket connection's messages go to: a Phoenix session or a plain-channel client.
-/// Every method is called on the connection's event loop.
-protocol WebSocketSessionDelegate: AnyObject {
-    /// The connection is open.
-    func start()
-    /// A complete text message. Returns a close reason when the connection must end.
-    func receive(text: ByteBuffer) -> CloseReason?
-    /// A complete binary message. Returns a close reason when the connection must end.
-    func receive(binary: ByteBuffer) -> CloseReason?
-    /// The connection is gone (called once).
-    func transportClosed()
-}
-
-extension PhoenixSession: WebSocketSessionDelegate {}
-
 /// The NIO handler that owns one WebSocket connection after the upgrade (Phoenix or plain).
 ///
 /// There is no task per connection: frames are read and written here, on the connection's event
@@ -25,7 +10,7 @@ extension PhoenixSession: WebSocketSessionDelegate {}
 /// straight to the socket with no frame encoder in between. The channel's write-buffer high
 /// water mark is the outbound queue limit: when a client stops reading and the queue passes it,
 /// the connection is closed as a slow consumer and its queued bytes are freed.
-final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport, @unchecked Sendable {
+final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unchecked Sendable {
     // @unchecked: every mutable property is used only on `eventLoop` (NIO calls handler methods
     // there, and the session calls the transport methods there).
     typealias InboundIn = WebSocketFrame
@@ -34,6 +19,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     let eventLoop: any EventLoop
     let broadcastFormat: FrameFormat
     private let maxMessageSize: Int
+    private let outboundLimit: OutboundLimit
     private let idleTimeout: TimeAmount
     /// Ping the client after this long without reading anything from it (nil: never; Phoenix
     /// clients send heartbeats themselves). A pong is a read, so a client that answers pings is
@@ -47,8 +33,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     /// after each further `pingInterval` without an answer).
     private var lastPing = NIODeadline.distantPast
     private var idleCheck: Scheduled<Void>?
-    private var makeSession: ((WebSocketConnectionHandler) -> any WebSocketSessionDelegate)?
-    private var session: (any WebSocketSessionDelegate)?
+    private var makeSession: ((WebSocketConnectionHandler) -> any Session)?
+    private var session: (any Session)?
     private var context: ChannelHandlerContext?
     private var fragments: ByteBuffer?
     private var fragmentsBinary = false
@@ -56,12 +42,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     private var closing = false
 
     init(
-        eventLoop: any EventLoop, broadcastFormat: FrameFormat, maxMessageSize: Int, idleTimeout: TimeAmount, pingInterval: TimeAmount? = nil, logger: Logger,
-        makeSession: @escaping (WebSocketConnectionHandler) -> any WebSocketSessionDelegate
+        eventLoop: any EventLoop, broadcastFormat: FrameFormat, maxMessageSize: Int, outboundLimit: OutboundLimit, idleTimeout: TimeAmount, pingInterval: TimeAmount? = nil, logger: Logger,
+        makeSession: @escaping (WebSocketConnectionHandler) -> any Session
     ) {
         self.eventLoop = eventLoop
         self.broadcastFormat = broadcastFormat
         self.maxMessageSize = maxMessageSize
+        self.outboundLimit = outboundLimit
         self.idleTimeout = idleTimeout
         // At most half the idle timeout apart, so that a client that answers is never closed.
         self.pingInterval = pingInterval.flatMap { $0 > .zero ? min($0, .nanoseconds(idleTimeout.nanoseconds / 2)) : nil }
@@ -179,16 +166,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !context.channel.isWritable && !closing && needsFlush {
-            // Unflushed bytes of a burst of broadcasts count too: write them out first, and judge
-            // the client by what the socket could not take.
-            needsFlush = false
-            context.flush()
-        }
-        if !context.channel.isWritable && !closing {
-            // The outbound queue passed its limit: the client does not read fast enough.
-            logger.debug("closing slow consumer")
-            SwitchboardMetrics.slowConsumerClosed()
+        if !closing, outboundLimit.isExceeded(context: context, flushPending: { self.flush() }, logger: logger) {
+            // A close frame could not get past the full queue: the connection just closes.
             closing = true
             context.close(promise: nil)
         }
@@ -229,7 +208,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, PhoenixTransport,
         }
     }
 
-    // MARK: PhoenixTransport
+    // MARK: Transport
 
     func send(_ frame: EncodedFrame) {
         guard let context, !closing else { return }

@@ -23,7 +23,7 @@ enum DemoServer {
         // Plain WebSocket channels (no envelope), on the same hub.
         let plainChannels = Router(context: PlainUpgradeContext.self)
         var subscriberConfiguration = PlainChannelConfiguration()
-        subscriberConfiguration.chooseFormat = { $0.query["format"] == "envelope" ? .plainEnvelope : .plainPayload }
+        subscriberConfiguration.chooseFormat = { $0.params["format"] == "envelope" ? .plainEnvelope : .plainPayload }
         subscriberConfiguration.checkOrigin = access.originPolicy
         plainChannels.plainChannel("/ws/{topic}", channel: hub.plainChannel("ws"), configuration: subscriberConfiguration, handler: TopicSubscriberChannel(access: access))
         var chatConfiguration = PlainChannelConfiguration()

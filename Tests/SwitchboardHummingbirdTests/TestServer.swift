@@ -205,7 +205,7 @@ struct TestPlainChannel: PlainChannelHandler {
         let text: String?
     }
 
-    func connect(_ request: PlainConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<Client> {
+    func connect(_ request: ConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<Client> {
         let user = request.parameters["user"] ?? ""
         if user == "mallory" { return .refuse(status: 401, reason: "not you") }
         return .accept(Client(user: user, room: request.parameters["room"] ?? ""))

@@ -64,7 +64,12 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     let frameFormat: FrameFormat?
     var connection: Connection { session.connection }
 
-    init(session: PhoenixSession, join: Message, channel: any TopicChannel, predecessor: ChannelServer?) {
+    /// Told the join's outcome on the event loop (nil: joined and subscribed; else the reason),
+    /// for joins the session makes itself (`PhoenixSession.join(topics:)`).
+    private let joined: ((String?) -> Void)?
+
+    init(session: PhoenixSession, join: Message, channel: any TopicChannel, predecessor: ChannelServer?, joined: ((String?) -> Void)? = nil) {
+        self.joined = joined
         self.id = SubscriberID.next(node: session.hub.nodeID)
         self.session = session
         self.topic = join.topic
@@ -113,9 +118,9 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     private func answerAfterEnd(_ work: Work) {
         switch work {
         case .handleIn(let message):
-            session.sendQueued(session.serializer.encodeReply(joinRef: .null, ref: message.ref, topic: topic, status: "error", response: .json(["reason": "unmatched topic"])))
+            session.sendQueued(session.outbound.encodeReply(joinRef: .null, ref: message.ref, topic: topic, status: "error", response: .json(["reason": "unmatched topic"])))
         case .leave(let message):
-            session.sendQueued(session.serializer.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(.emptyObject)))
+            session.sendQueued(session.outbound.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(.emptyObject)))
         default:
             break
         }
@@ -139,7 +144,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         case .roomMessage(let broadcast):
             push(event: broadcast.event, payload: broadcast.payload)
         case .leave(let message):
-            session.send(session.serializer.encodeReply(joinRef: stampRef, ref: message.ref, topic: topic, status: "ok", response: .json(.emptyObject)))
+            session.send(session.outbound.encodeReply(joinRef: stampRef, ref: message.ref, topic: topic, status: "ok", response: .json(.emptyObject)))
             await finish(.left, sendClose: true)
         case .terminate(let reason, let sendClose):
             await finish(reason, sendClose: sendClose)
@@ -178,13 +183,14 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         } catch {
             session.logger.debug("join crashed", metadata: ["switchboard.topic": "\(topic)", "error": "\(error)"])
             reply(to: message, status: "error", response: .json(["reason": "join crashed"]), stamp: message.joinRef)
+            tellJoined("join crashed")
             closeWithoutTerminate()
             return
         }
         switch result {
         case .ok(let response):
             SwitchboardMetrics.joined(true)
-            let reply = session.serializer.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(response))
+            let reply = session.outbound.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(response))
             // The join reply must be the first frame of this join instance: send it, then
             // subscribe and release pushes made during join, all in one event-loop turn. The
             // mailbox waits for that turn, so a later leave/stop/close always finds the channel
@@ -203,18 +209,26 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
                 guard !self.isClosed else { return }
                 self.session.hub.subscribe(self, to: self.topic)
                 for (event, payload) in pushes {
-                    if let frame = self.session.serializer.encodePush(joinRef: self.stampRef, topic: self.topic, event: event, payload: payload) {
+                    if let frame = self.session.outbound.encodePush(joinRef: self.stampRef, topic: self.topic, event: event, payload: payload) {
                         SwitchboardMetrics.messageSent()
                         self.session.transport.send(frame)
                     }
                 }
                 self.session.transport.flush()
+                self.joined?(nil)
             }.get()
         case .error(let response):
             SwitchboardMetrics.joined(false)
             reply(to: message, status: "error", response: .json(response), stamp: message.joinRef)
+            tellJoined(response["reason"]?.stringValue ?? "join refused")
             closeWithoutTerminate()
         }
+    }
+
+    /// Tells a refused join's outcome on the loop, behind its reply (already queued there).
+    private func tellJoined(_ reason: String) {
+        guard joined != nil else { return }
+        session.eventLoop.execute { self.joined?(reason) }
     }
 
     private func performHandleIn(_ message: Message) async {
@@ -251,7 +265,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     }
 
     private func reply(to message: Message, status: String, response: Payload, stamp: JSONValue) {
-        let frame = session.serializer.encodeReply(joinRef: stamp, ref: message.ref, topic: topic, status: status, response: response)
+        let frame = session.outbound.encodeReply(joinRef: stamp, ref: message.ref, topic: topic, status: status, response: response)
         if frame == nil { session.logger.debug("reply not encodable for this client", metadata: ["switchboard.topic": "\(topic)"]) }
         session.send(frame)
     }
@@ -283,21 +297,12 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
             await channel.terminate(reason: reason, socket: socket)
         }
         socket = nil
+        let crashed: Bool
+        if case .crashed = reason { crashed = true } else { crashed = false }
         if sendClose {
-            // phx_close / phx_error carry the join ref in both join_ref and ref.
-            let crashed: Bool
-            if case .crashed = reason { crashed = true } else { crashed = false }
-            session.send(
-                session.serializer.encodeJSON(
-                    joinRef: stampRef,
-                    ref: stampRef,
-                    topic: topic,
-                    event: crashed ? PhoenixEvent.error : PhoenixEvent.close,
-                    payload: crashed ? ["reason": "channel_crash"] : .emptyObject
-                )
-            )
+            session.send(session.outbound.encodeChannelEnd(joinRef: stampRef, topic: topic, crashed: crashed))
         }
-        session.channelEnded(self)
+        session.channelEnded(self, crashed: crashed)
         terminated.succeed()
     }
 
@@ -311,7 +316,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         }
         if deferred { return }
         guard !isClosed else { return }
-        session.send(session.serializer.encodePush(joinRef: stampRef, topic: topic, event: event, payload: payload))
+        session.send(session.outbound.encodePush(joinRef: stampRef, topic: topic, event: event, payload: payload))
     }
 
     // MARK: Subscriber

@@ -12,6 +12,12 @@ public enum OriginPolicy: Sendable {
     /// Your own decision on the `Origin` header's value.
     case custom(@Sendable (String) -> Bool)
 
+    /// The refusal for a connect request whose `Origin` this policy does not allow (every
+    /// transport asks this first, before the connect handler runs), or nil.
+    public func refusal(for request: ConnectRequest) -> ConnectRefusal? {
+        allows(origin: request.header("origin")) ? nil : .originNotAllowed
+    }
+
     /// Whether a request with this `Origin` header (nil: none) may connect.
     public func allows(origin: String?) -> Bool {
         guard let origin else { return true }

@@ -2,34 +2,22 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// The transport side of a Phoenix session: a WebSocket, or a long-poll session.
-/// Every method is called on `eventLoop`.
-public protocol PhoenixTransport: AnyObject, Sendable {
-    var eventLoop: any EventLoop { get }
-    /// The form in which the hub should pre-encode broadcasts for this transport.
-    var broadcastFormat: FrameFormat { get }
-    /// Queues one encoded message (not yet flushed).
-    func send(_ frame: EncodedFrame)
-    /// Queues a broadcast frame the hub encoded in `broadcastFormat` (not yet flushed).
-    func sendPreEncoded(_ frame: ByteBuffer)
-    /// Writes out what is queued.
-    func flush()
-    /// Closes the connection (the session has already been told, or will be by `transportClosed`).
-    func close(_ reason: CloseReason)
-}
-
 /// One Phoenix socket connection: decodes its messages, routes them to channel servers, and
 /// implements the protocol's socket-level rules (heartbeats, joins, leaves, refs, limits).
 ///
 /// All routing state is confined to the connection's event loop; channel callbacks run in the
 /// channel servers' own mailbox tasks.
-public final class PhoenixSession: @unchecked Sendable {
+public final class PhoenixSession: Session, @unchecked Sendable {
     // @unchecked: `channels`, `closing` and `isClosed` are read and written only on `eventLoop`
     // (every entry point asserts it or hops there); the rest is immutable.
 
     public let socket: PhoenixSocket
-    public let transport: any PhoenixTransport
+    public let transport: any Transport
+    /// Reads the client's frames (and says which Phoenix version the connection speaks).
     public let serializer: PhoenixSerializer
+    /// Writes the session's own messages for the transport: `serializer` itself, or Server-Sent
+    /// Events for a unidirectional transport.
+    public let outbound: any SessionSerializer
     public let connection: Connection
     let logger: Logger
     var hub: Hub { socket.hub }
@@ -40,11 +28,14 @@ public final class PhoenixSession: @unchecked Sendable {
     private var closing: [String: ChannelServer] = [:]
     private var isClosed = false
     private var socketIDListener: SocketIDListener?
+    /// A unidirectional transport's session ends with its last channel, once its joins are done.
+    private var endsWithLastChannel = false
 
-    public init(socket: PhoenixSocket, transport: any PhoenixTransport, serializer: PhoenixSerializer, connection: Connection, logger: Logger) {
+    public init(socket: PhoenixSocket, transport: any Transport, serializer: PhoenixSerializer, connection: Connection, logger: Logger) {
         self.socket = socket
         self.transport = transport
         self.serializer = serializer
+        self.outbound = transport.isUnidirectional ? EventStreamSerializer() : serializer
         self.connection = connection
         self.logger = logger
         Self.live.add(1, ordering: .relaxed)
@@ -116,7 +107,7 @@ public final class PhoenixSession: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         guard !isClosed else { return }
         if message.topic == PhoenixEvent.socketTopic && message.event == PhoenixEvent.heartbeat {
-            sendNow(serializer.encodeReply(joinRef: .null, ref: message.ref, topic: message.topic, status: "ok", response: .json(.emptyObject)))
+            sendNow(outbound.encodeReply(joinRef: .null, ref: message.ref, topic: message.topic, status: "ok", response: .json(.emptyObject)))
             return
         }
         let current = channels[message.topic]
@@ -125,7 +116,7 @@ public final class PhoenixSession: @unchecked Sendable {
             join(message, replacing: current)
         case PhoenixEvent.leave:
             guard let current else {
-                sendNow(serializer.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: message.topic, status: "ok", response: .json(.emptyObject)))
+                sendNow(outbound.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: message.topic, status: "ok", response: .json(.emptyObject)))
                 return
             }
             guard isCurrent(message, current) else { return }  // a stale leave gets no reply
@@ -134,7 +125,7 @@ public final class PhoenixSession: @unchecked Sendable {
             closeIfOverloaded(current.enqueue(.leave(message)))
         default:
             guard let current else {
-                sendNow(serializer.encodeReply(joinRef: .null, ref: message.ref, topic: message.topic, status: "error", response: .json(["reason": "unmatched topic"])))
+                sendNow(outbound.encodeReply(joinRef: .null, ref: message.ref, topic: message.topic, status: "error", response: .json(["reason": "unmatched topic"])))
                 return
             }
             guard isCurrent(message, current) else { return }  // stale instance: dropped silently
@@ -154,13 +145,17 @@ public final class PhoenixSession: @unchecked Sendable {
         message.joinRef.isNull || message.joinRef == server.joinRef
     }
 
-    private func join(_ message: Message, replacing current: ChannelServer?) {
+    /// Joins a topic for a `phx_join` (or for `join(topics:)`); `joined` learns the outcome on
+    /// the event loop: nil once the channel joined and subscribed, else the refusal's reason.
+    private func join(_ message: Message, replacing current: ChannelServer?, joined: ((String?) -> Void)? = nil) {
         guard let channel = socket.route(message.topic) else {
-            sendNow(serializer.encodeReply(joinRef: .null, ref: message.ref, topic: message.topic, status: "error", response: .json(["reason": "unmatched topic"])))
+            sendNow(outbound.encodeReply(joinRef: .null, ref: message.ref, topic: message.topic, status: "error", response: .json(["reason": "unmatched topic"])))
+            joined?("unmatched topic")
             return
         }
         if current == nil, channels.count >= socket.configuration.maxChannels {
-            sendNow(serializer.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: message.topic, status: "error", response: .json(["reason": "too many channels joined"])))
+            sendNow(outbound.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: message.topic, status: "error", response: .json(["reason": "too many channels joined"])))
+            joined?("too many channels joined")
             return
         }
         if let current {
@@ -169,19 +164,59 @@ public final class PhoenixSession: @unchecked Sendable {
             // cannot tell which instance a phx_close belongs to, so they are not sent one.
             current.enqueue(.terminate(.replaced, sendClose: serializer == .v2))
         }
-        let server = ChannelServer(session: self, join: message, channel: channel, predecessor: current ?? closing[message.topic])
+        let server = ChannelServer(session: self, join: message, channel: channel, predecessor: current ?? closing[message.topic], joined: joined)
         closing[message.topic] = nil
         channels[message.topic] = server
         server.enqueue(.join(message))
     }
 
-    /// A channel server ended (refused, left, stopped, crashed, replaced): forget it if it is still current.
-    func channelEnded(_ server: ChannelServer) {
-        if eventLoop.inEventLoop {
-            if channels[server.topic] === server { channels[server.topic] = nil }
-            if closing[server.topic] === server { closing[server.topic] = nil }
-        } else {
-            eventLoop.execute { self.channelEnded(server) }
+    /// How joining the topics of a connect request ended.
+    public enum JoinOutcome: Sendable, Equatable {
+        /// Every channel joined and is subscribed.
+        case joined
+        /// The first topic that was not joined, and why (the join's error reason).
+        case refused(topic: String, reason: String)
+    }
+
+    /// Joins `topics` as the connect request asked (for a transport without client frames, such
+    /// as Server-Sent Events), each with `payload` as its join payload, as `phx_join`s would.
+    /// `completion` runs once, on the event loop: `.joined` when every channel has joined and
+    /// subscribed (so a broadcast made after it reaches them), or `.refused` with the first
+    /// topic that was not. From then on a unidirectional transport's session ends with its last
+    /// channel. Call once, after `start()`, on the event loop.
+    public func join(topics: [String], payload: JSONValue, completion: @escaping (JoinOutcome) -> Void) {
+        eventLoop.preconditionInEventLoop()
+        var remaining = topics.count
+        var completion: ((JoinOutcome) -> Void)? = completion
+        for (index, topic) in topics.enumerated() where !isClosed {
+            let ref = JSONValue.string(String(index + 1))
+            let message = Message(joinRef: ref, ref: ref, topic: topic, event: PhoenixEvent.join, payload: .json(payload))
+            join(message, replacing: channels[topic]) { [self] refusal in
+                guard let done = completion else { return }
+                if let refusal {
+                    completion = nil
+                    return done(.refused(topic: topic, reason: refusal))
+                }
+                remaining -= 1
+                if remaining == 0 {
+                    completion = nil
+                    endsWithLastChannel = transport.isUnidirectional
+                    done(.joined)
+                }
+            }
+        }
+    }
+
+    /// A channel server ended (refused, left, stopped, crashed, replaced): forget it if it is
+    /// still current. A unidirectional transport's session ends with its last channel.
+    func channelEnded(_ server: ChannelServer, crashed: Bool = false) {
+        guard eventLoop.inEventLoop else {
+            return eventLoop.execute { self.channelEnded(server, crashed: crashed) }
+        }
+        if channels[server.topic] === server { channels[server.topic] = nil }
+        if closing[server.topic] === server { closing[server.topic] = nil }
+        if endsWithLastChannel, !isClosed, channels.isEmpty, closing.isEmpty {
+            transport.close(CloseReason(code: 1000, reason: crashed ? "channel crashed" : "channel closed"))
         }
     }
 
@@ -227,27 +262,4 @@ public final class PhoenixSession: @unchecked Sendable {
             server.enqueue(.terminate(.closed, sendClose: false))
         }
     }
-}
-
-/// Listens on a connection's socket-id topic and closes the connection on `disconnect`.
-final class SocketIDListener: Subscriber {
-    let id: SubscriberID
-    let connection: Connection
-    let eventLoop: any EventLoop
-
-    init(connection: Connection, eventLoop: any EventLoop, node: String) {
-        self.id = SubscriberID.next(node: node)
-        self.connection = connection
-        self.eventLoop = eventLoop
-    }
-
-    var frameFormat: FrameFormat? { nil }
-
-    func receive(_ broadcast: Broadcast, frame: ByteBuffer?) {
-        if broadcast.event == PhoenixEvent.disconnect {
-            connection.close(.disconnected)
-        }
-    }
-
-    func flushBatch() {}
 }

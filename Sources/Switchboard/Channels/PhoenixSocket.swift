@@ -1,44 +1,5 @@
 import NIOCore
 
-/// What the connect handler knows about a connection attempt.
-public struct ConnectRequest: Sendable {
-    /// Query parameters; when a key repeats, the last value wins (as in Phoenix).
-    public var params: [String: String]
-    /// Query parameters in order, repeats included.
-    public var queryItems: [(name: String, value: String)]
-    /// Request headers (names lower-cased).
-    public var headers: [(name: String, value: String)]
-    /// The peer's address, e.g. `127.0.0.1:53122`.
-    public var peerAddress: String?
-    /// The request path.
-    public var path: String
-    /// A token passed by phoenix.js's `authToken` option (in `Sec-WebSocket-Protocol`), decoded.
-    public var authToken: String?
-
-    public init(params: [String: String] = [:], queryItems: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = [], peerAddress: String? = nil, path: String = "/", authToken: String? = nil) {
-        self.params = params
-        self.queryItems = queryItems
-        self.headers = headers
-        self.peerAddress = peerAddress
-        self.path = path
-        self.authToken = authToken
-    }
-
-    /// The first header with this name (case-insensitive).
-    public func header(_ name: String) -> String? {
-        let lower = name.lowercased()
-        return headers.first { $0.name == lower }?.value
-    }
-}
-
-/// The connect handler's decision.
-public enum ConnectResult: Sendable {
-    /// Accept. `id` (e.g. `user_socket:42`) lets `Hub.disconnect(socketID:)` close the connection later.
-    case accept(id: String? = nil, assigns: Assigns = Assigns())
-    /// Refuse before any socket is opened: an HTTP status (403 by default) and an optional reason.
-    case refuse(status: Int = 403, reason: String? = nil)
-}
-
 /// A Phoenix socket: how connections are accepted, which channel serves which topic, and limits.
 ///
 /// ```swift
@@ -121,10 +82,13 @@ public struct PhoenixSocket: Sendable {
         routes.first { $0.matches(topic) }?.channel
     }
 
-    /// Runs the connect handler; a thrown error refuses the connection (403).
+    /// Runs the connect handler; a thrown `ConnectRefusal` refuses the connection with its
+    /// status and reason, any other error with 403.
     public func accept(_ request: ConnectRequest) async -> ConnectResult {
         do {
             return try await connect(request)
+        } catch let refusal as ConnectRefusal {
+            return .refuse(status: refusal.status, reason: refusal.reason)
         } catch {
             return .refuse(status: 403, reason: nil)
         }

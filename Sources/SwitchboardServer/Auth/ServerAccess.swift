@@ -124,13 +124,10 @@ struct ServerAccess: Sendable {
     /// The decision for a plain WebSocket (or SSE) client of `/ws/<topic>`: its token comes in the
     /// `token` query parameter or `Authorization: Bearer`, its unverified user id (verification
     /// off) in `user_id`. Returns the topic's namespace, or the refusal reason (403).
-    func authorizePlain(topic: String, query: [String: String], authorization: String?) async -> Result<Namespace, AccessRefusal> {
-        var token = query["token"].flatMap { $0.isEmpty ? nil : $0 }
-        if token == nil, let authorization, authorization.lowercased().hasPrefix("bearer ") {
-            token = String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
-        }
+    func authorizePlain(topic: String, request: ConnectRequest) async -> Result<Namespace, AccessRefusal> {
+        let token = request.params["token"].flatMap { $0.isEmpty ? nil : $0 } ?? request.authToken
         let identity: ConnectionIdentity
-        switch await identify(token: token, userIDParam: query["user_id"]) {
+        switch await identify(token: token, userIDParam: request.params["user_id"]) {
         case .success(let found): identity = found
         case .failure(let refusal): return .failure(refusal)
         }

@@ -11,9 +11,9 @@ import SwitchboardHummingbird
 struct TopicSubscriberChannel: PlainChannelHandler {
     var access: ServerAccess = .builtIn
 
-    func connect(_ request: PlainConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<String> {
+    func connect(_ request: ConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<String> {
         let topic = request.parameters["topic"] ?? ""
-        switch await access.authorizePlain(topic: topic, query: request.query, authorization: request.header("authorization")) {
+        switch await access.authorizePlain(topic: topic, request: request) {
         case .success: return .accept(topic)
         case .failure(let refusal): return .refuse(status: 403, reason: refusal.reason)
         }
@@ -34,7 +34,7 @@ struct TopicSubscriberChannel: PlainChannelHandler {
         let json = try message.json()
         var event = PlainChannel.messageEvent
         var payload = json
-        if client.request.query["format"] == "envelope", let name = json["event"]?.stringValue {
+        if client.request.params["format"] == "envelope", let name = json["event"]?.stringValue {
             event = name
             payload = json["payload"] ?? .emptyObject
         }
@@ -65,8 +65,8 @@ struct PlainChatChannel: PlainChannelHandler {
         }
     }
 
-    func connect(_ request: PlainConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<Client> {
-        let user = request.query["user"].flatMap { $0.isEmpty ? nil : $0 } ?? "anonymous"
+    func connect(_ request: ConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<Client> {
+        let user = request.params["user"].flatMap { $0.isEmpty ? nil : $0 } ?? "anonymous"
         guard user.count <= 64 else { return .refuse(status: 400, reason: "user name too long") }
         return .accept(Client(user: user, room: request.parameters["room"] ?? "lobby"))
     }

@@ -6,7 +6,7 @@ import SwitchboardHummingbird
 struct GreetingChannel: PlainChannelHandler {
     struct Greeting: Decodable { let name: String }
 
-    func connect(_ request: PlainConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<String> {
+    func connect(_ request: ConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<String> {
         guard let user = request.parameters["user"], !user.isEmpty else { return .refuse(status: 400, reason: "user required") }
         return .accept(user)  // the client's context: who is connected
     }

@@ -10,7 +10,7 @@ struct Todo: Codable, Sendable {
 }
 
 struct TodoChannel: PlainChannelHandler {
-    func connect(_ request: PlainConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<Void> {
+    func connect(_ request: ConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<Void> {
         .accept(())
     }
 }
