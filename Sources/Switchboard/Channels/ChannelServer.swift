@@ -10,7 +10,8 @@ import Synchronization
 final class ChannelServer: Subscriber, @unchecked Sendable {
     // @unchecked: `socket` and `predecessor` are touched only by mailbox work,
     // which `SerialMailbox` runs one item at a time (its lock hands each item over with a
-    // happens-before edge); everything else is immutable or behind `state`.
+    // happens-before edge); `answersOwed` and `endWhenAnswered` only on the event loop;
+    // everything else is immutable or behind `state`.
 
     enum Work: Sendable {
         case join(Message)
@@ -21,6 +22,14 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         case roomMessage(Broadcast)
         case leave(Message)
         case terminate(TerminateReason, sendClose: Bool)
+
+        /// A client message, which the client expects answered in order.
+        var isClientMessage: Bool {
+            switch self {
+            case .handleIn, .leave: return true
+            default: return false
+            }
+        }
     }
 
     enum Phase: Sendable {
@@ -93,19 +102,55 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     // MARK: Mailbox
 
     /// Queues work for the channel; returns how many items wait (0 when the channel has ended).
+    /// Called on the event loop.
     @discardableResult
     func enqueue(_ work: Work) -> Int {
+        session.eventLoop.assertInEventLoop()
+        let answered = work.isClientMessage
+        if answered { answersOwed += 1 }
         guard !isClosed else {
             // The channel ended but the session has not forgotten it yet: answer as if the topic
             // were not joined rather than dropping the message — through the mailbox, behind the
             // work still queued there (whose answers must go out first).
-            mailbox.enqueue { self.answerAfterEnd(work) }
+            mailbox.enqueue {
+                self.answerAfterEnd(work)
+                if answered { self.answerSent() }
+            }
             return 0
         }
         return mailbox.enqueue {
-            guard !self.isClosed else { return self.answerAfterEnd(work) }
-            await self.perform(work)
+            if self.isClosed {
+                self.answerAfterEnd(work)
+            } else {
+                await self.perform(work)
+            }
+            if answered { self.answerSent() }
         }
+    }
+
+    // Loop-confined: client messages queued here whose answer has not been written yet. The
+    // session forgets an ended channel only once they are all out, so that an answer it then
+    // writes itself (to a message for a topic no longer joined) cannot overtake them.
+    private var answersOwed = 0
+    private var endWhenAnswered: Bool?
+
+    /// Counts one answer out, on the loop behind the answer's own write (queued there before).
+    private func answerSent() {
+        session.eventLoop.execute {
+            self.answersOwed -= 1
+            if self.answersOwed == 0, let crashed = self.endWhenAnswered {
+                self.endWhenAnswered = nil
+                self.session.channelEnded(self, crashed: crashed)
+            }
+        }
+    }
+
+    /// Whether the session must wait before forgetting this ended channel (answers are still
+    /// owed); if so it is told again once they are written. Called on the loop.
+    func holdEnd(crashed: Bool) -> Bool {
+        guard answersOwed > 0 else { return false }
+        endWhenAnswered = crashed
+        return true
     }
 
     /// Work that arrives after the channel's end (pipelined behind a join that was then refused,

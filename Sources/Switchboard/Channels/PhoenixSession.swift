@@ -116,6 +116,8 @@ public final class PhoenixSession: Session, @unchecked Sendable {
             join(message, replacing: current)
         case PhoenixEvent.leave:
             guard let current else {
+                // Left already, still answering: answered behind that instance's answers.
+                if let ending = closing[message.topic] { return closeIfOverloaded(ending.enqueue(.leave(message))) }
                 sendNow(outbound.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: message.topic, status: "ok", response: .json(.emptyObject)))
                 return
             }
@@ -125,6 +127,7 @@ public final class PhoenixSession: Session, @unchecked Sendable {
             closeIfOverloaded(current.enqueue(.leave(message)))
         default:
             guard let current else {
+                if let ending = closing[message.topic] { return closeIfOverloaded(ending.enqueue(.handleIn(message))) }
                 sendNow(outbound.encodeReply(joinRef: .null, ref: message.ref, topic: message.topic, status: "error", response: .json(["reason": "unmatched topic"])))
                 return
             }
@@ -213,6 +216,9 @@ public final class PhoenixSession: Session, @unchecked Sendable {
         guard eventLoop.inEventLoop else {
             return eventLoop.execute { self.channelEnded(server, crashed: crashed) }
         }
+        // Messages for the topic keep going to the ended channel (which answers them in order
+        // behind its earlier answers) until every answer it owes is written.
+        if server.holdEnd(crashed: crashed) { return }
         if channels[server.topic] === server { channels[server.topic] = nil }
         if closing[server.topic] === server { closing[server.topic] = nil }
         if endsWithLastChannel, !isClosed, channels.isEmpty, closing.isEmpty {
