@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Switchboard", targets: ["Switchboard"]),
+        .library(name: "SwitchboardTransports", targets: ["SwitchboardTransports"]),
         .library(name: "SwitchboardHummingbird", targets: ["SwitchboardHummingbird"]),
         .library(name: "SwitchboardRESP", targets: ["SwitchboardRESP"]),
         .library(name: "SwitchboardRedis", targets: ["SwitchboardRedis"]),
@@ -39,11 +40,27 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
-        // Transports on Hummingbird 2 / SwiftNIO: the Phoenix WebSocket endpoint.
+        // The transports as NIO handlers, with no HTTP framework: a WebSocket connection, a
+        // Server-Sent Events stream, a long-poll session, the slow-consumer rule, the connect
+        // request of an HTTP head. Testable with EmbeddedChannel.
+        .target(
+            name: "SwitchboardTransports",
+            dependencies: [
+                "Switchboard",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Hummingbird 2 glue: the HTTP child channel, the upgrade and the request router in front
+        // of Hummingbird, plain-channel routes, the HTTP API.
         .target(
             name: "SwitchboardHummingbird",
             dependencies: [
                 "Switchboard",
+                "SwitchboardTransports",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -157,6 +174,16 @@ let package = Package(
                 "SwitchboardTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SwitchboardTransportsTests",
+            dependencies: [
+                "Switchboard",
+                "SwitchboardTransports",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
         .testTarget(

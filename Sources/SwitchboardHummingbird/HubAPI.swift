@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Switchboard
+import SwitchboardTransports
 
 /// The HTTP API of a hub: publish, inspect topics, disconnect users. Every route needs
 /// `Authorization: Bearer <apiKey>`; errors are `{"error": {"code", "message"}}`.

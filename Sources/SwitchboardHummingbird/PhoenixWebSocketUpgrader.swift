@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Logging
 import NIOCore
@@ -9,6 +8,7 @@ import HTTPTypes
 import Hummingbird
 import NIOWebSocket
 import Switchboard
+import SwitchboardTransports
 
 /// Routes plain-channel upgrade requests (a Hummingbird router built on `PlainUpgradeContext`).
 typealias PlainUpgradeResponder = @Sendable (Request, PlainUpgradeContext) async throws -> Response
@@ -56,7 +56,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             .flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         for value in offered where value.hasPrefix("base64url.bearer.phx.") {
-            request.authToken = Self.decodeLenientBase64(String(value.dropFirst("base64url.bearer.phx.".count)))
+            request.authToken = WebSocketConnection.decodeLenientBase64(String(value.dropFirst("base64url.bearer.phx.".count)))
         }
         let connectRequest = request
         let promise = loop.makePromise(of: ConnectResult.self)
@@ -67,7 +67,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             case .accept(let id, let assigns):
                 decision.value = .accepted(socket: socket, serializer: serializer, id: id, assigns: assigns)
                 var headers = initialResponseHeaders
-                headers.add(name: "Sec-WebSocket-Accept", value: Self.acceptValue(for: key))
+                headers.add(name: "Sec-WebSocket-Accept", value: WebSocketConnection.acceptValue(for: key))
                 if offered.contains("phoenix") {
                     headers.add(name: "Sec-WebSocket-Protocol", value: "phoenix")
                 }
@@ -105,7 +105,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
                 throw UpgradeRefused()
             case .plain:
                 var headers = initialResponseHeaders
-                headers.add(name: "Sec-WebSocket-Accept", value: Self.acceptValue(for: key))
+                headers.add(name: "Sec-WebSocket-Accept", value: WebSocketConnection.acceptValue(for: key))
                 return headers
             }
         }
@@ -135,16 +135,17 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
     func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead, position: ChannelPipeline.SynchronousOperations.Position) -> EventLoopFuture<SwitchboardUpgradeResult> {
         if case .plain(let configuration, let assigns, let makeSession) = decision.value {
             return channel.eventLoop.makeCompletedFuture {
-                try installHandlers(
-                    channel: channel,
+                try WebSocketConnection.install(
+                    on: channel,
                     format: configuration.format,
                     maxMessageSize: configuration.maxMessageSize,
                     idleTimeout: configuration.idleTimeout,
                     pingInterval: configuration.pingInterval,
                     maxQueuedBytes: configuration.maxQueuedBytes,
-                    position: position
+                    position: position,
+                    logger: logger
                 ) { handler in
-                    makeSession(handler, Self.connection(channel: channel, socketID: nil, assigns: assigns, transport: "websocket"))
+                    makeSession(handler, WebSocketConnection.connection(channel: channel, socketID: nil, assigns: assigns, transport: "websocket"))
                 }
                 return .webSocket
             }
@@ -155,62 +156,19 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             }
             let configuration = socket.configuration
             let logger = self.logger
-            try installHandlers(
-                channel: channel,
+            try WebSocketConnection.install(
+                on: channel,
                 format: serializer == .v1 ? .phoenixV1WebSocket : .phoenixV2WebSocket,
                 maxMessageSize: configuration.maxMessageSize,
                 idleTimeout: configuration.idleTimeout,
                 maxQueuedBytes: configuration.maxQueuedBytes,
-                position: position
+                position: position,
+                logger: logger
             ) { handler in
-                let connection = Self.connection(channel: channel, socketID: id, assigns: assigns, transport: "websocket")
+                let connection = WebSocketConnection.connection(channel: channel, socketID: id, assigns: assigns, transport: "websocket")
                 return PhoenixSession(socket: socket, transport: handler, serializer: serializer, connection: connection, logger: logger)
             }
             return .webSocket
         }
-    }
-
-    /// Installs the frame decoder and the connection handler (which keeps the idle timer); sets the outbound limit.
-    private func installHandlers(
-        channel: any Channel,
-        format: FrameFormat,
-        maxMessageSize: Int,
-        idleTimeout: TimeAmount,
-        pingInterval: TimeAmount? = nil,
-        maxQueuedBytes: Int,
-        position: ChannelPipeline.SynchronousOperations.Position = .last,
-        makeSession: @escaping (WebSocketConnectionHandler) -> any Session
-    ) throws {
-        let decoder = ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxMessageSize))
-        try channel.pipeline.syncOperations.addHandler(decoder, position: position)
-        let limit = OutboundLimit(maxQueuedBytes: maxQueuedBytes)
-        let handler = WebSocketConnectionHandler(
-            eventLoop: channel.eventLoop, broadcastFormat: format, maxMessageSize: maxMessageSize, outboundLimit: limit,
-            idleTimeout: idleTimeout, pingInterval: pingInterval, logger: logger, makeSession: makeSession
-        )
-        try channel.pipeline.syncOperations.addHandler(handler, position: .after(decoder))
-        try limit.install(on: channel)
-    }
-
-    /// A connection whose `close` reaches the channel's handler.
-    static func connection(channel: any Channel, socketID: String?, assigns: Assigns, transport: String) -> Connection {
-        Connection(socketID: socketID, assigns: assigns, transport: transport) { reason in
-            // Looked up rather than captured: the handler owns the connection, not the other way round.
-            channel.pipeline.handler(type: WebSocketConnectionHandler.self).whenSuccess { $0.close(reason) }
-        }
-    }
-
-    /// `Sec-WebSocket-Accept` for a client key (RFC 6455 §4.2.2).
-    static func acceptValue(for key: String) -> String {
-        let digest = Insecure.SHA1.hash(data: Data((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))
-        return Data(digest).base64EncodedString()
-    }
-
-    /// Decodes base64 in either alphabet, padded or not.
-    static func decodeLenientBase64(_ text: String) -> String? {
-        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while s.count % 4 != 0 { s += "=" }
-        guard let data = Data(base64Encoded: s) else { return nil }
-        return String(data: data, encoding: .utf8)
     }
 }

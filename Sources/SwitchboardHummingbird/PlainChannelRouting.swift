@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Switchboard
+import SwitchboardTransports
 import Synchronization
 
 /// Limits for the connections of a plain channel route.

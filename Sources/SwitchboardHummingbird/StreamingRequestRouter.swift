@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
 import Switchboard
+import SwitchboardTransports
 
 /// Where Server-Sent Events and long-poll requests are served, by path.
 struct StreamingEndpoints: Sendable {
@@ -714,7 +715,7 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
         let existing = token.flatMap { registry.session($0) }
         if head.method == .POST {
             guard let session = existing else { return answer(["status": 410]) }
-            let messages = Self.longPollMessages(body, contentType: head.headers.first(name: "Content-Type"))
+            let messages = LongPollSession.messages(body, contentType: head.headers.first(name: "Content-Type"))
             let replyLoop = context.eventLoop
             let respondOnLoop = NIOLoopBound({ (json: JSONValue) in answer(json) }, eventLoop: replyLoop)
             session.eventLoop.execute {
@@ -821,31 +822,6 @@ final class StreamingRequestRouter: ChannelDuplexHandler, RemovableChannelHandle
                 }
             }
         }
-    }
-
-    enum LongPollMessage {
-        case text(ByteBuffer)
-        case binary(ByteBuffer)
-        case invalid(String)
-    }
-
-    /// The messages of a long-poll POST: with `application/x-ndjson`, up to 100 lines (`[`: a V2
-    /// text message, else a base64 binary frame; empty lines skipped); otherwise the whole body is
-    /// one text message.
-    static func longPollMessages(_ body: ByteBuffer, contentType: String?) -> [LongPollMessage] {
-        guard contentType == "application/x-ndjson" else { return [.text(body)] }
-        var messages: [LongPollMessage] = []
-        let text = String(buffer: body)
-        for line in text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }).prefix(100) {
-            if line.hasPrefix("[") {
-                messages.append(.text(ByteBuffer(string: String(line))))
-            } else if let data = Data(base64Encoded: String(line)) {
-                messages.append(.binary(ByteBuffer(bytes: data)))
-            } else {
-                messages.append(.invalid("a batch line is neither JSON nor base64"))
-            }
-        }
-        return messages
     }
 }
 

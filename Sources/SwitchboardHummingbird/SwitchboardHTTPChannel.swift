@@ -7,6 +7,7 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import Switchboard
+import SwitchboardTransports
 
 /// A Hummingbird child channel that serves ordinary HTTP through the app's router and upgrades
 /// requests for Phoenix socket paths to WebSocket connections owned by NIO handlers (no task per

@@ -7,12 +7,12 @@ import Synchronization
 /// The transport of one phoenix.js long-poll session: messages wait in a bounded buffer until a
 /// poll (`GET`) takes them. Lives on the event loop of the connection that opened it; requests
 /// arriving on other connections hop there.
-final class LongPollSession: Transport, @unchecked Sendable {
+public final class LongPollSession: Transport, @unchecked Sendable {
     // @unchecked: every mutable property is used only on `eventLoop` (the session calls the
     // transport methods there, and the request router hops there for every request).
 
     /// What a poll is answered with.
-    enum PollAnswer {
+    public enum PollAnswer {
         /// Messages, each already a JSON string literal.
         case messages([ByteBuffer])
         /// Nothing arrived within the window.
@@ -21,10 +21,10 @@ final class LongPollSession: Transport, @unchecked Sendable {
         case gone
     }
 
-    let token: String
-    let eventLoop: any EventLoop
-    let broadcastFormat: FrameFormat
-    private(set) var session: PhoenixSession?
+    public let token: String
+    public let eventLoop: any EventLoop
+    public let broadcastFormat: FrameFormat
+    public private(set) var session: PhoenixSession?
     private let registry: LongPollRegistry
     private let window: TimeAmount
     private let outboundLimit: OutboundLimit
@@ -34,9 +34,9 @@ final class LongPollSession: Transport, @unchecked Sendable {
     private var waiter: ((PollAnswer) -> Void)?
     private var waiterTimer: Scheduled<Void>?
     private var expiry: Scheduled<Void>?
-    private(set) var closed = false
+    public private(set) var closed = false
 
-    init(token: String, eventLoop: any EventLoop, serializer: PhoenixSerializer, registry: LongPollRegistry, window: TimeAmount, maxQueuedBytes: Int, logger: Logger) {
+    public init(token: String, eventLoop: any EventLoop, serializer: PhoenixSerializer, registry: LongPollRegistry, window: TimeAmount, maxQueuedBytes: Int, logger: Logger) {
         self.token = token
         self.eventLoop = eventLoop
         self.broadcastFormat = serializer == .v1 ? .phoenixV1LongPoll : .phoenixV2LongPoll
@@ -47,7 +47,7 @@ final class LongPollSession: Transport, @unchecked Sendable {
     }
 
     /// Starts the session (its socket-id listener) and its expiry clock.
-    func start(_ session: PhoenixSession) {
+    public func start(_ session: PhoenixSession) {
         eventLoop.preconditionInEventLoop()
         self.session = session
         session.start()
@@ -56,7 +56,7 @@ final class LongPollSession: Transport, @unchecked Sendable {
 
     /// A poll: answered at once when messages wait, else on the first message or after the window.
     /// A newer poll replaces a waiting one (which gets `noContent`).
-    func poll(_ answer: @escaping (PollAnswer) -> Void) {
+    public func poll(_ answer: @escaping (PollAnswer) -> Void) {
         eventLoop.preconditionInEventLoop()
         guard !closed else { return answer(.gone) }
         expiry?.cancel()
@@ -80,7 +80,7 @@ final class LongPollSession: Transport, @unchecked Sendable {
     }
 
     /// The connection of a waiting poll went away: forget it (later messages wait for the next poll).
-    func pollAbandoned() {
+    public func pollAbandoned() {
         eventLoop.preconditionInEventLoop()
         guard takeWaiter() != nil else { return }
         scheduleExpiry()
@@ -114,12 +114,12 @@ final class LongPollSession: Transport, @unchecked Sendable {
 
     // MARK: Transport
 
-    func send(_ frame: EncodedFrame) {
+    public func send(_ frame: EncodedFrame) {
         guard let message = FrameFormat.longPollMessage(frame) else { return }  // never binary over long-poll
         enqueue(message)
     }
 
-    func sendPreEncoded(_ frame: ByteBuffer) {
+    public func sendPreEncoded(_ frame: ByteBuffer) {
         enqueue(frame)
     }
 
@@ -132,14 +132,14 @@ final class LongPollSession: Transport, @unchecked Sendable {
         }
     }
 
-    func flush() {
+    public func flush() {
         guard !buffered.isEmpty, let waiting = takeWaiter() else { return }
         waiting(.messages(takeBuffered()))
         scheduleExpiry()
     }
 
     /// Ends the session: its channels terminate, and every later request gets `410`.
-    func close(_ reason: CloseReason) {
+    public func close(_ reason: CloseReason) {
         guard !closed else { return }
         closed = true
         expiry?.cancel()
@@ -154,34 +154,62 @@ final class LongPollSession: Transport, @unchecked Sendable {
     }
 }
 
+extension LongPollSession {
+    /// One message of a long-poll POST.
+    public enum Message {
+        case text(ByteBuffer)
+        case binary(ByteBuffer)
+        case invalid(String)
+    }
+
+    /// The messages of a long-poll POST: with `application/x-ndjson`, up to 100 lines (`[`: a V2
+    /// text message, else a base64 binary frame; empty lines skipped); otherwise the whole body is
+    /// one text message.
+    public static func messages(_ body: ByteBuffer, contentType: String?) -> [Message] {
+        guard contentType == "application/x-ndjson" else { return [.text(body)] }
+        var messages: [Message] = []
+        let text = String(buffer: body)
+        for line in text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }).prefix(100) {
+            if line.hasPrefix("[") {
+                messages.append(.text(ByteBuffer(string: String(line))))
+            } else if let data = Data(base64Encoded: String(line)) {
+                messages.append(.binary(ByteBuffer(bytes: data)))
+            } else {
+                messages.append(.invalid("a batch line is neither JSON nor base64"))
+            }
+        }
+        return messages
+    }
+}
+
 /// The long-poll sessions of one Phoenix socket, by token.
 ///
 /// Tokens are 192 random bits (base64url), so they cannot be guessed; a session exists only on
 /// the node that opened it (see README: with the Redis broker, a load balancer must route
 /// long-poll requests by token or keep them sticky).
-final class LongPollRegistry: Sendable {
+public final class LongPollRegistry: Sendable {
     private let sessions = Mutex<[String: LongPollSession]>([:])
 
-    init() {}
+    public init() {}
 
-    func newToken() -> String {
+    public func newToken() -> String {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<24).map { _ in UInt8.random(in: 0...255, using: &generator) }
         return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
     }
 
-    func add(_ session: LongPollSession) {
+    public func add(_ session: LongPollSession) {
         sessions.withLock { $0[session.token] = session }
     }
 
-    func session(_ token: String) -> LongPollSession? {
+    public func session(_ token: String) -> LongPollSession? {
         sessions.withLock { $0[token] }
     }
 
-    func remove(_ token: String) {
+    public func remove(_ token: String) {
         sessions.withLock { _ = $0.removeValue(forKey: token) }
     }
 
     /// Sessions open now.
-    var count: Int { sessions.withLock { $0.count } }
+    public var count: Int { sessions.withLock { $0.count } }
 }

@@ -9,11 +9,15 @@ import Switchboard
 /// On a socket the queue is NIO's: the channel's write-buffer high-water mark is the limit, and
 /// `isWritable` turning false is the signal. A long-poll session's queue waits for the next poll
 /// in the session itself, and counts its own bytes.
-struct OutboundLimit {
-    let maxQueuedBytes: Int
+public struct OutboundLimit: Sendable {
+    public let maxQueuedBytes: Int
+
+    public init(maxQueuedBytes: Int) {
+        self.maxQueuedBytes = maxQueuedBytes
+    }
 
     /// Makes the channel unwritable once `maxQueuedBytes` are queued (and writable again at half).
-    func install(on channel: any Channel) throws {
+    public func install(on channel: any Channel) throws {
         let high = max(maxQueuedBytes, 1024)
         try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
     }
@@ -22,7 +26,7 @@ struct OutboundLimit {
     /// they are written out first (`flushPending`, which may re-enter the handler) and the client
     /// is judged by what the socket could not take. True when the client is a slow consumer
     /// (counted and logged): close it.
-    func isExceeded(context: ChannelHandlerContext, flushPending: () -> Void, logger: Logger) -> Bool {
+    public func isExceeded(context: ChannelHandlerContext, flushPending: () -> Void, logger: Logger) -> Bool {
         guard !context.channel.isWritable else { return false }
         flushPending()
         guard !context.channel.isWritable else { return false }
@@ -32,7 +36,7 @@ struct OutboundLimit {
 
     /// For a queue kept outside a socket: true when `queuedBytes` passed the limit (counted and
     /// logged): close the session.
-    func isExceeded(queuedBytes: Int, logger: Logger) -> Bool {
+    public func isExceeded(queuedBytes: Int, logger: Logger) -> Bool {
         guard queuedBytes > maxQueuedBytes else { return false }
         Self.slowConsumer(logger: logger)
         return true

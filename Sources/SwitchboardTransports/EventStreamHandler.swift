@@ -11,18 +11,18 @@ import Switchboard
 /// arrive pre-encoded in the stream's format (`FrameFormat.serverSentEvents`: encoded once per
 /// broadcast). What is sent before the stream opens is kept and sent first. The write-buffer
 /// high-water mark is the outbound limit, as for WebSocket.
-final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sendable {
+public final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sendable {
     // @unchecked: every mutable property is used only on `eventLoop` (NIO calls handler methods
     // there, the session calls the transport methods there, and the request router too).
-    typealias InboundIn = NIOAny
-    typealias OutboundOut = ByteBuffer
+    public typealias InboundIn = NIOAny
+    public typealias OutboundOut = ByteBuffer
 
-    let eventLoop: any EventLoop
-    let broadcastFormat: FrameFormat
-    var isUnidirectional: Bool { true }
+    public let eventLoop: any EventLoop
+    public let broadcastFormat: FrameFormat
+    public var isUnidirectional: Bool { true }
     private let keepAlive: TimeAmount
     /// The slow-consumer limit; `open` installs it on the channel when the stream starts.
-    let outboundLimit: OutboundLimit
+    public let outboundLimit: OutboundLimit
     private let logger: Logger
     private var session: (any Session)?
     private var context: ChannelHandlerContext?
@@ -34,7 +34,7 @@ final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sen
     private var needsFlush = false
     private var closed = false
 
-    init(eventLoop: any EventLoop, format: FrameFormat = .serverSentEvents, keepAlive: TimeAmount, outboundLimit: OutboundLimit, logger: Logger) {
+    public init(eventLoop: any EventLoop, format: FrameFormat = .serverSentEvents, keepAlive: TimeAmount, outboundLimit: OutboundLimit, logger: Logger) {
         self.eventLoop = eventLoop
         self.outboundLimit = outboundLimit
         self.broadcastFormat = format
@@ -44,17 +44,17 @@ final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sen
 
     /// The session whose messages this stream carries; `closedBeforeOpen` is told if the session
     /// closes the stream before it opened (a disconnect while its joins are decided).
-    func attach(_ session: any Session, closedBeforeOpen: ((CloseReason) -> Void)? = nil) {
+    public func attach(_ session: any Session, closedBeforeOpen: ((CloseReason) -> Void)? = nil) {
         eventLoop.preconditionInEventLoop()
         self.session = session
         self.onCloseBeforeOpen = closedBeforeOpen
     }
 
     /// The stream's head went out and it has not been closed.
-    var isOpen: Bool { context != nil && !closed }
+    public var isOpen: Bool { context != nil && !closed }
 
     /// The request was not answered with a stream (refused join, client gone): end the session.
-    func abandon() {
+    public func abandon() {
         eventLoop.preconditionInEventLoop()
         onCloseBeforeOpen = nil
         closed = true
@@ -72,7 +72,7 @@ final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sen
 
     // MARK: ChannelInboundHandler
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         guard !closed else { return }
         for buffer in pending {
@@ -86,23 +86,23 @@ final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sen
         }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         closed = true
         endSession()
         self.context = nil
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         closed = true
         endSession()
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // A stream is one-way: whatever else the client sends is ignored.
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             close(.serviceRestart)
         } else if let event = event as? ChannelEvent, event == .inputClosed {
@@ -115,7 +115,7 @@ final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sen
         }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if !closed, outboundLimit.isExceeded(context: context, flushPending: { self.flush() }, logger: logger) {
             closed = true
             context.close(promise: nil)
@@ -123,7 +123,7 @@ final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sen
         context.fireChannelWritabilityChanged()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("event stream error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
@@ -135,12 +135,12 @@ final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sen
 
     // MARK: Transport
 
-    func send(_ frame: EncodedFrame) {
+    public func send(_ frame: EncodedFrame) {
         guard !closed, !frame.isBinary else { return }  // binary messages have no SSE form
         write(frame.bytes)
     }
 
-    func sendPreEncoded(_ frame: ByteBuffer) {
+    public func sendPreEncoded(_ frame: ByteBuffer) {
         guard !closed else { return }
         write(frame)
     }
@@ -154,7 +154,7 @@ final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sen
         }
     }
 
-    func flush() {
+    public func flush() {
         guard needsFlush, let context else { return }
         needsFlush = false
         context.flush()
@@ -162,7 +162,7 @@ final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sen
 
     /// Ends the stream with a last event, `switchboard:close` `{"code", "reason"}` (the codes are
     /// those of WebSocket closes), so a client can tell why. `EventSource` reconnects after it.
-    func close(_ reason: CloseReason) {
+    public func close(_ reason: CloseReason) {
         guard !closed else { return }
         closed = true
         guard let context else {

@@ -10,14 +10,14 @@ import Switchboard
 /// straight to the socket with no frame encoder in between. The channel's write-buffer high
 /// water mark is the outbound queue limit: when a client stops reading and the queue passes it,
 /// the connection is closed as a slow consumer and its queued bytes are freed.
-final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unchecked Sendable {
+public final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unchecked Sendable {
     // @unchecked: every mutable property is used only on `eventLoop` (NIO calls handler methods
     // there, and the session calls the transport methods there).
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = ByteBuffer
+    public typealias InboundIn = WebSocketFrame
+    public typealias OutboundOut = ByteBuffer
 
-    let eventLoop: any EventLoop
-    let broadcastFormat: FrameFormat
+    public let eventLoop: any EventLoop
+    public let broadcastFormat: FrameFormat
     private let maxMessageSize: Int
     private let outboundLimit: OutboundLimit
     private let idleTimeout: TimeAmount
@@ -27,7 +27,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
     private let pingInterval: TimeAmount?
     private let logger: Logger
     /// When something was last read. The idle timer is this handler's own (not NIO's
-    /// IdleStateHandler) so that no extra handler sits on every outbound write.
+    /// IdleStateHandler) so that no extra handler sits on every outbound write. Times are the
+    /// event loop's (`eventLoop.now`), so an `EmbeddedEventLoop` can drive them in tests.
     private var lastRead = NIODeadline.now()
     /// When the last ping went out (pings are sent after `pingInterval` of silence, then again
     /// after each further `pingInterval` without an answer).
@@ -41,7 +42,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
     private var needsFlush = false
     private var closing = false
 
-    init(
+    public init(
         eventLoop: any EventLoop, broadcastFormat: FrameFormat, maxMessageSize: Int, outboundLimit: OutboundLimit, idleTimeout: TimeAmount, pingInterval: TimeAmount? = nil, logger: Logger,
         makeSession: @escaping (WebSocketConnectionHandler) -> any Session
     ) {
@@ -58,9 +59,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
 
     // MARK: ChannelInboundHandler
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        lastRead = .now()
+        lastRead = eventLoop.now
         scheduleIdleCheck(context: context, at: nextCheck())
         guard let makeSession else { return }
         self.makeSession = nil  // it captures the channel; not needed after this
@@ -69,7 +70,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
         session.start()
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         idleCheck?.cancel()
         idleCheck = nil
         session?.transportClosed()
@@ -78,7 +79,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
         self.context = nil
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         idleCheck?.cancel()
         idleCheck = nil
         session?.transportClosed()
@@ -86,8 +87,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastRead = .now()
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastRead = eventLoop.now
         let frame = unwrapInboundIn(data)
         guard !closing else { return }
         switch frame.opcode {
@@ -141,7 +142,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
         if let failure { close(failure) }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? NIOWebSocketError {
             switch error {
             case .invalidFrameLength:
@@ -155,7 +156,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             context.close(promise: nil)
         } else if event is ChannelShouldQuiesceEvent {
@@ -165,7 +166,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
         }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if !closing, outboundLimit.isExceeded(context: context, flushPending: { self.flush() }, logger: logger) {
             // A close frame could not get past the full queue: the connection just closes.
             closing = true
@@ -194,7 +195,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
         idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
             let handler = loopBound.value
             guard let context = handler.context, !handler.closing else { return }
-            let now = NIODeadline.now()
+            let now = handler.eventLoop.now
             if handler.lastRead + handler.idleTimeout <= now {
                 return handler.close(.idleTimeout)
             }
@@ -210,7 +211,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
 
     // MARK: Transport
 
-    func send(_ frame: EncodedFrame) {
+    public func send(_ frame: EncodedFrame) {
         guard let context, !closing else { return }
         var bytes = frame.bytes
         WebSocketFraming.frame(&bytes, opcode: frame.isBinary ? WebSocketFraming.opcodeBinary : WebSocketFraming.opcodeText)
@@ -218,19 +219,19 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, Transport, @unche
         needsFlush = true
     }
 
-    func sendPreEncoded(_ frame: ByteBuffer) {
+    public func sendPreEncoded(_ frame: ByteBuffer) {
         guard let context, !closing else { return }
         context.write(wrapOutboundOut(frame), promise: nil)
         needsFlush = true
     }
 
-    func flush() {
+    public func flush() {
         guard needsFlush, let context else { return }
         needsFlush = false
         context.flush()
     }
 
-    func close(_ reason: CloseReason) {
+    public func close(_ reason: CloseReason) {
         guard let context, !closing else { return }
         closing = true
         logger.debug("closing connection", metadata: ["code": "\(reason.code)", "reason": "\(reason.reason)"])

@@ -6,7 +6,7 @@ extension ConnectRequest {
     /// The connect request of an HTTP request, as every transport builds it: the query parsed
     /// once (`QueryString`: `+` is a space, the last repeat wins in `params`), header names
     /// lower-cased, and `Authorization: Bearer <token>` as `authToken`.
-    init(uri: String, headers: some Sequence<(name: String, value: String)>, peerAddress: String?) {
+    public init(uri: String, headers: some Sequence<(name: String, value: String)>, peerAddress: String?) {
         let (path, query) = QueryString.split(uri: uri)
         let items = QueryString.parse(query)
         var params: [String: String] = [:]
@@ -23,12 +23,12 @@ extension ConnectRequest {
     }
 
     /// The connect request of a NIO request head on `channel`.
-    init(head: HTTPRequestHead, channel: any Channel) {
+    public init(head: HTTPRequestHead, channel: any Channel) {
         self.init(uri: head.uri, headers: head.headers.map { (name: $0.name, value: $0.value) }, peerAddress: Self.peerAddress(channel))
     }
 
     /// The peer's `address:port`, for connect handlers.
-    static func peerAddress(_ channel: any Channel) -> String? {
+    public static func peerAddress(_ channel: any Channel) -> String? {
         channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
     }
 }
