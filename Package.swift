@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "SwitchboardRedis", targets: ["SwitchboardRedis"]),
         .executable(name: "switchboard", targets: ["SwitchboardServer"]),
         .executable(name: "switchboard-bench", targets: ["SwitchboardBench"]),
+        .executable(name: "switchboard-examples", targets: ["SwitchboardExamples"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -111,6 +112,15 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             resources: [.copy("Web")]  // the demo page and switchboard.js, served by WebAssets
+        ),
+        // The README's library examples, compiled and run by the interop tests (not part of the server).
+        .executableTarget(
+            name: "SwitchboardExamples",
+            dependencies: [
+                "Switchboard",
+                "SwitchboardHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
         ),
         // The `switchboard-bench` load generator (lean NIO clients; see BENCHMARKS.md).
         .executableTarget(

@@ -145,7 +145,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
         if let url = configuration.redisURL, !url.isEmpty {
             broker = RedisBroker(configuration: try RedisBroker.Configuration(url: url), logger: logger)
         }
-        let app = DemoServer.makeApplication(host: configuration.host, port: configuration.port, apiKey: key, redis: broker, access: access, logger: logger)
+        let app = ServerApplication.makeApplication(host: configuration.host, port: configuration.port, apiKey: key, redis: broker, access: access, logger: logger)
         try await app.runService()
     }
 }

@@ -1,7 +1,8 @@
 """Starts the real `switchboard` demo server for the interop suite.
 
 The binary comes from $SWITCHBOARD_BIN (default /work/main/.build/debug/switchboard). It is
-started once per test session on a free 127.0.0.1 port, and always killed at the end.
+started once per test session on a free 127.0.0.1 port, and always killed at the end. The README's
+library examples run from `switchboard-examples` beside it ($SWITCHBOARD_EXAMPLES_BIN overrides).
 """
 
 from __future__ import annotations
@@ -77,13 +78,16 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=STOP_TIMEOUT_S)
 
 
-def _start(binary: str, log_dir: Path, attempt: int) -> ServerProcess:
+def _start(binary: str, log_dir: Path, attempt: int, arguments: list[str] | None = None) -> ServerProcess:
     port = _free_port()
-    log_path = log_dir / f"switchboard-{port}-{attempt}.log"
+    log_path = log_dir / f"{Path(binary).name}-{port}-{attempt}.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 -- closed below; the child keeps its own fd
+    argv = [binary, *(arguments or []), "--port", str(port)]
+    if arguments is None:
+        argv += ["--host", "127.0.0.1", "--api-key", API_KEY]
     try:
         process = subprocess.Popen(
-            [binary, "--host", "127.0.0.1", "--port", str(port), "--api-key", API_KEY],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -113,17 +117,15 @@ def _start(binary: str, log_dir: Path, attempt: int) -> ServerProcess:
         raise
 
 
-@pytest.fixture(scope="session")
-def switchboard_server() -> Iterator[ServerProcess]:
-    binary = os.environ.get("SWITCHBOARD_BIN", DEFAULT_BIN)
+def _serve(binary: str, arguments: list[str] | None = None) -> Iterator[ServerProcess]:
     if not os.access(binary, os.X_OK):
-        pytest.fail(f"switchboard binary not found or not executable: {binary} (set SWITCHBOARD_BIN)")
+        pytest.fail(f"binary not found or not executable: {binary} (set SWITCHBOARD_BIN / SWITCHBOARD_EXAMPLES_BIN)")
     log_dir = Path(tempfile.mkdtemp(prefix="switchboard-interop-"))
     server = None
     # The free port may be taken between releasing it and the server binding it; retry then.
     for attempt in range(3):
         try:
-            server = _start(binary, log_dir, attempt)
+            server = _start(binary, log_dir, attempt, arguments)
             break
         except RuntimeError:
             if attempt == 2:
@@ -136,9 +138,41 @@ def switchboard_server() -> Iterator[ServerProcess]:
         _stop(server.process)
         if crashed:
             pytest.fail(
-                f"switchboard exited during the test session (status {server.process.returncode}):\n"
+                f"{Path(binary).name} exited during the test session (status {server.process.returncode}):\n"
                 f"{server.log_tail()}"
             )
+
+
+@pytest.fixture(scope="session")
+def switchboard_server() -> Iterator[ServerProcess]:
+    yield from _serve(os.environ.get("SWITCHBOARD_BIN", DEFAULT_BIN))
+
+
+def _examples_binary() -> str:
+    default = str(Path(os.environ.get("SWITCHBOARD_BIN", DEFAULT_BIN)).with_name("switchboard-examples"))
+    return os.environ.get("SWITCHBOARD_EXAMPLES_BIN", default)
+
+
+@pytest.fixture(scope="session")
+def examples_server() -> Iterator[ServerProcess]:
+    """`switchboard-examples`: the README's greeting (`/greet/{user}`) and to-do feed (`/todos`)."""
+    yield from _serve(_examples_binary(), [])
+
+
+@pytest.fixture(scope="session")
+def examples_url(examples_server: ServerProcess) -> str:
+    return f"ws://127.0.0.1:{examples_server.port}"
+
+
+@pytest.fixture(scope="session")
+def examples_http_url(examples_server: ServerProcess) -> str:
+    return f"http://127.0.0.1:{examples_server.port}"
+
+
+@pytest.fixture(scope="module")
+def smallest_app() -> Iterator[ServerProcess]:
+    """`switchboard-examples smallest`: the README's smallest complete app, alone."""
+    yield from _serve(_examples_binary(), ["smallest"])
 
 
 @pytest.fixture(scope="session")

@@ -23,12 +23,12 @@ true
 """
 
 
-def test_native_websocket_plain_channels(browser, base_url, http_url):
+def test_native_websocket_plain_channels(browser, base_url, http_url, examples_url):
     browser.navigate(f"{http_url}/")
     assert browser.evaluate(HELPERS) is True
     result = browser.evaluate(
         f"""(async () => {{
-            const greet = await openSocket("{base_url}/greet/chromium");
+            const greet = await openSocket("{examples_url}/greet/chromium");
             greet.send(JSON.stringify({{name: "Alice"}}));
             const greeting = await greet.next();
             greet.close();

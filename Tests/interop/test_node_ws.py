@@ -11,12 +11,12 @@ NODE_PATH = "/usr/share/nodejs"
 SCRIPT = Path(__file__).parent / "node" / "plain_client.js"
 
 
-def test_node_ws_greeting_chat_and_refusal(base_url):
+def test_node_ws_greeting_chat_and_refusal(base_url, examples_url):
     node = shutil.which("node") or shutil.which("nodejs")
     if node is None or not Path(NODE_PATH, "ws").exists():
         pytest.fail("node and Debian's node-ws are required (apt-get install nodejs node-ws)")
     env = dict(os.environ, NODE_PATH=NODE_PATH)
-    done = subprocess.run([node, str(SCRIPT), base_url], env=env, capture_output=True, text=True, timeout=30)
+    done = subprocess.run([node, str(SCRIPT), base_url, examples_url], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout.strip().splitlines()[-1])
     assert results["greeting"] == {"greeting": "Hello, Alice", "from": "nodeuser"}

@@ -3,7 +3,8 @@
 - `/ws/<topic>`: each message published to the topic arrives as its payload exactly; `?format=envelope`
   wraps it; refused topics get 403 with a JSON reason before the upgrade; clients cannot publish.
 - `/chat/<room>?user=`: plain JSON chat sharing its rooms with the Phoenix `room:<room>` topics.
-- The README examples: `/greet/<user>` (Celerity greeting) and `POST /todos` → `/todos/socket`.
+- The README examples (served by `switchboard-examples`): `/greet/<user>` (Celerity greeting) and
+  `POST /todos` → `/todos/socket`.
 """
 import asyncio
 import json
@@ -127,8 +128,8 @@ def test_plain_chat_and_phoenix_room_are_the_same_room(base_url):
     run_bounded(scenario())
 
 
-def test_greeting_example_with_websocket_client(base_url):
-    ws = websocket.create_connection(f"{base_url}/greet/carol", timeout=STEP_TIMEOUT_S)
+def test_greeting_example_with_websocket_client(examples_url):
+    ws = websocket.create_connection(f"{examples_url}/greet/carol", timeout=STEP_TIMEOUT_S)
     try:
         ws.send(json.dumps({"name": "Alice"}))
         assert json.loads(ws.recv()) == {"greeting": "Hello, Alice", "from": "carol"}
@@ -145,11 +146,11 @@ def test_greeting_example_with_websocket_client(base_url):
         ws.close()
 
 
-def test_todo_broadcast_from_a_post_route(base_url, http_url):
+def test_todo_broadcast_from_a_post_route(examples_url, examples_http_url):
     async def scenario():
-        async with websockets.connect(f"{base_url}/todos/socket") as a, websockets.connect(f"{base_url}/todos/socket") as b:
+        async with websockets.connect(f"{examples_url}/todos/socket") as a, websockets.connect(f"{examples_url}/todos/socket") as b:
             await asyncio.sleep(0.1)
-            status = await asyncio.to_thread(post, f"{http_url}/todos", {"title": "buy milk"})
+            status = await asyncio.to_thread(post, f"{examples_http_url}/todos", {"title": "buy milk"})
             assert status == 201
             first = await recv_json(a, "todo at a")
             assert first["title"] == "buy milk" and isinstance(first["id"], int)

@@ -6,7 +6,7 @@ Facts from the client's source (realtime/_async/client.py, channel.py, push.py, 
 - It heartbeats immediately on connect with `ref: null`, then every max(hb_interval, 15) s, and
   ignores the replies (there is no `phoenix` channel object to route them to).
 - `client.channel(name)` always names the topic `realtime:<name>`; the demo server routes
-  `realtime:*` to its Supabase-broadcast channel (Demo/RealtimeChannel.swift).
+  `realtime:*` to its Supabase-broadcast channel (Behaviours/RealtimeChannel.swift).
 - Every server frame is validated against a fixed union of models (`ServerMessageAdapter`:
   phx_reply with status ok or error, phx_close, phx_error, broadcast, presence_state,
   presence_diff, postgres_changes, system, heartbeat); anything else is logged and dropped.

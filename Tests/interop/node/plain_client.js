@@ -1,14 +1,16 @@
 // Plain WebSocket client on Debian's node `ws` package, driven by test_node_ws.py.
-// Usage: node plain_client.js <ws base url>   (prints one JSON line of results, exits 0; 1 on failure)
+// Usage: node plain_client.js <ws base url> <examples ws base url>
+// (prints one JSON line of results, exits 0; 1 on failure)
 "use strict";
 const WebSocket = require("ws");
 
 const base = process.argv[2];
+const examplesBase = process.argv[3];
 const deadline = setTimeout(() => { console.error("timed out"); process.exit(1); }, 15000);
 
-function open(path) {
+function open(path, root = base) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(base + path);
+    const ws = new WebSocket(root + path);
     const inbox = [];
     const waiters = [];
     ws.on("message", (data, isBinary) => {
@@ -29,7 +31,7 @@ function open(path) {
 
 (async () => {
   const results = {};
-  const greet = await open("/greet/nodeuser");
+  const greet = await open("/greet/nodeuser", examplesBase);
   greet.send(JSON.stringify({ name: "Alice" }));
   results.greeting = await greet.next();
   greet.send("{broken");

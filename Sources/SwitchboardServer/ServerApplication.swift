@@ -5,8 +5,10 @@ import Switchboard
 import SwitchboardHummingbird
 import SwitchboardRedis
 
-/// The no-configuration server: the Phoenix socket at `/socket` with the demo channels.
-enum DemoServer {
+/// The `switchboard` server's composition root, configured or not: the Phoenix socket at
+/// `/socket` (WebSocket, long-poll) and `/events` (SSE) with one channel per namespace, the plain
+/// WebSocket routes, the HTTP API, the dashboard, metrics and the demo page.
+enum ServerApplication {
     /// - Parameters:
     ///   - redis: joins other nodes through Redis when given; one in-memory node otherwise.
     ///   - access: namespaces, JWT verification and allowed origins (`.builtIn`: the demo's rules).
@@ -30,10 +32,8 @@ enum DemoServer {
         chatConfiguration.checkOrigin = access.originPolicy
         chatConfiguration.format = PlainChatChannel.format
         plainChannels.plainChannel("/chat/{room}", channel: hub.plainChannel("room"), configuration: chatConfiguration, handler: PlainChatChannel())
-        plainChannels.plainChannel("/greet/{user}", channel: hub.plainChannel("greet"), handler: GreetingChannel())
 
         let router = Router()
-        addTodoRoutes(to: router, plainChannels: plainChannels, hub: hub)
         WebAssets.load(logger: logger).register(on: router)  // the demo page at /, /switchboard.js
         router.get("/health") { _, _ in HTTPResponse.Status.ok }
         MetricsEndpoint.register(on: router, apiKey: apiKey)
