@@ -44,7 +44,7 @@ public struct HubAPI: Sendable {
     public func register<Context: RequestContext>(on router: Router<Context>) {
         registerOpenAPI(on: router)
         let api = router.group("api").add(middleware: APIKeyMiddleware<Context>(key: apiKey))
-        api.post("broadcast") { request, _ in try await self.broadcast(request) }
+        api.post(RouterPath(String(HubAPI.broadcastPath.dropFirst("/api/".count)))) { request, _ in try await self.broadcast(request) }
         api.get("topics") { _, _ in await self.topics() }
         api.get("topics/{topic}") { _, context in
             let raw = context.parameters.get("topic") ?? ""

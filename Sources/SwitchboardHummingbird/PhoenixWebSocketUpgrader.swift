@@ -130,7 +130,7 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         upgrade(channel: channel, upgradeRequest: upgradeRequest, position: .last)
     }
 
-    /// Installs the WebSocket handlers at `position` (the request router upgrades a later request
+    /// Installs the WebSocket handlers at `position` (the interceptor upgrades a later request
     /// of a kept-alive connection in front of the HTTP server's handlers).
     func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead, position: ChannelPipeline.SynchronousOperations.Position) -> EventLoopFuture<SwitchboardUpgradeResult> {
         if case .plain(let configuration, let assigns, let makeSession) = decision.value {

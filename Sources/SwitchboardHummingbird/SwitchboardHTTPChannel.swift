@@ -22,7 +22,7 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
     let sockets: [(path: String, socket: PhoenixSocket)]
     let plainResponder: PlainUpgradeResponder?
     let http1: HTTP1Channel.Configuration
-    let streaming: StreamingEndpoints
+    let interception: HTTPInterceptor.Configuration
 
     /// - Parameters:
     ///   - sockets: Phoenix sockets by mount path (e.g. `/socket`; the WebSocket is at `/socket/websocket`).
@@ -51,14 +51,18 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         self.sockets = sockets.map { (path: Self.mountPath($0.key), socket: $0.value) }
         self.plainResponder = plainResponder
         self.http1 = http1
-        var streaming = StreamingEndpoints()
-        streaming.eventStreams = eventStreams.map { (path: Self.mountPath($0.key), socket: $0.value) }
-        streaming.longPolls = self.sockets.filter { $0.socket.configuration.longPoll }.map { (path: $0.path, socket: $0.socket, registry: LongPollRegistry()) }
-        streaming.plainResponder = plainResponder
-        streaming.publish = api.map { (path: "/api/broadcast", api: $0) }
-        streaming.limits = limits
-        streaming.webSockets = self.sockets
-        self.streaming = streaming
+        // The interceptor's endpoints, in the order they are tried.
+        var interception = HTTPInterceptor.Configuration(limits: limits)
+        for (mount, socket) in eventStreams {
+            interception.endpoints.append(EventStreamEndpoint(mount: Self.mountPath(mount), socket: socket))
+        }
+        for (mount, socket) in self.sockets where socket.configuration.longPoll {
+            interception.endpoints.append(LongPollEndpoint(path: mount + "/longpoll", socket: socket, registry: LongPollRegistry()))
+        }
+        if let api { interception.endpoints.append(PublishEndpoint(api: api)) }
+        if let plainResponder { interception.endpoints.append(PlainEventStreamEndpoint(responder: plainResponder)) }
+        interception.endpoints.append(WebSocketUpgradeEndpoint(sockets: self.sockets, plainResponder: plainResponder))
+        self.interception = interception
     }
 
     private static func mountPath(_ path: String) -> String {
@@ -90,29 +94,37 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                 }
             )
             var pipeline = NIOUpgradableHTTPServerPipelineConfiguration(upgradeConfiguration: configuration)
-            pipeline.enablePipelining = false
+            // NIO's pipeline handler answers requests one at a time, in order, whoever answers
+            // them (Hummingbird or the interceptor). Parse errors are delivered in order through
+            // it and answered by the interceptor, with a reason.
+            pipeline.enablePipelining = true
             pipeline.enableErrorHandling = false
             pipeline.enableResponseHeaderValidation = false
             let upgraded = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
-            // The router is in every connection: it keeps the request-head timeout, closes the
-            // connection at shutdown in every HTTP state, upgrades later requests, and takes SSE
-            // and long-poll requests before the upgrade handler sees them. When an event stream
-            // takes the connection's first request, the connection's outcome is decided by that,
-            // not by the upgrade handler (which is then removed and fails).
+            // The interceptor is in every connection: it keeps the request-head timeout, closes
+            // the connection at shutdown, upgrades later requests, and takes SSE, long-poll and
+            // publish requests before the upgrade handler sees them. When an event stream takes
+            // the connection's first request, the connection's outcome is decided by that, not
+            // by the upgrade handler (which is then removed and fails).
             let outcome = channel.eventLoop.makePromise(of: SwitchboardUpgradeResult.self)
             let decided = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
-            upgraded.whenComplete { result in
-                guard !decided.value else { return }
-                decided.value = true
-                outcome.completeWith(result)
-            }
-            let router = StreamingRequestRouter(endpoints: streaming, logger: logger) {
+            let interceptor = HTTPInterceptor(configuration: interception, logger: logger) {
                 guard !decided.value else { return }
                 decided.value = true
                 outcome.succeed(.eventStream)
             }
-            let upgradeHandler = try channel.pipeline.syncOperations.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self)
-            try channel.pipeline.syncOperations.addHandler(router, position: .before(upgradeHandler))
+            let observer = QuiesceObserver(interceptor: interceptor)
+            upgraded.whenComplete { result in
+                if case .success(.webSocket) = result, let observer = try? channel.pipeline.syncOperations.handler(type: QuiesceObserver.self) {
+                    channel.pipeline.syncOperations.removeHandler(observer, promise: nil)  // not HTTP any more
+                }
+                guard !decided.value else { return }
+                decided.value = true
+                outcome.completeWith(result)
+            }
+            let operations = channel.pipeline.syncOperations
+            try operations.addHandler(observer, position: .before(try operations.handler(type: HTTPServerPipelineHandler.self)))
+            try operations.addHandler(interceptor, position: .before(try operations.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self)))
             return Value(upgradeResult: outcome.futureResult, channel: channel)
         }
     }

@@ -13,7 +13,7 @@ import Switchboard
 /// high-water mark is the outbound limit, as for WebSocket.
 public final class EventStreamHandler: ChannelInboundHandler, Transport, @unchecked Sendable {
     // @unchecked: every mutable property is used only on `eventLoop` (NIO calls handler methods
-    // there, the session calls the transport methods there, and the request router too).
+    // there, the session calls the transport methods there, and so does the endpoint that opens it).
     public typealias InboundIn = NIOAny
     public typealias OutboundOut = ByteBuffer
 

@@ -9,7 +9,7 @@ import Synchronization
 /// arriving on other connections hop there.
 public final class LongPollSession: Transport, @unchecked Sendable {
     // @unchecked: every mutable property is used only on `eventLoop` (the session calls the
-    // transport methods there, and the request router hops there for every request).
+    // transport methods there, and the HTTP endpoints hop there for every request).
 
     /// What a poll is answered with.
     public enum PollAnswer {
