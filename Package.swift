@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "SwitchboardHummingbird", targets: ["SwitchboardHummingbird"]),
         .library(name: "SwitchboardRESP", targets: ["SwitchboardRESP"]),
         .library(name: "SwitchboardRedis", targets: ["SwitchboardRedis"]),
+        // Channel tests without a network (ChannelTest, MemoryTransport), for apps too.
+        .library(name: "SwitchboardTestSupport", targets: ["SwitchboardTestSupport"]),
         .executable(name: "switchboard", targets: ["SwitchboardServer"]),
         .executable(name: "switchboard-bench", targets: ["SwitchboardBench"]),
         .executable(name: "switchboard-examples", targets: ["SwitchboardExamples"]),
@@ -138,6 +140,7 @@ let package = Package(
             name: "SwitchboardTestSupport",
             dependencies: [
                 "Switchboard",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -172,6 +175,7 @@ let package = Package(
             name: "SwitchboardServerTests",
             dependencies: [
                 "SwitchboardServer",
+                "SwitchboardTestSupport",
                 "Switchboard",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),

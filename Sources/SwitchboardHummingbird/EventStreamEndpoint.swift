@@ -60,10 +60,7 @@ struct EventStreamEndpoint: InterceptedEndpoint {
             case .refuse(let status, let reason):
                 interceptor.respond(ConnectRefusal(status: status, reason: reason ?? "connection refused"))
             case .accept(let id, let assigns):
-                let handler = EventStreamHandler(
-                    eventLoop: context.eventLoop, keepAlive: socket.configuration.eventStreamKeepAlive,
-                    outboundLimit: OutboundLimit(maxQueuedBytes: socket.configuration.maxQueuedBytes), logger: interceptor.logger
-                )
+                let handler = EventStreamHandler(eventLoop: context.eventLoop, keepAlive: socket.configuration.eventStreamKeepAlive, logger: interceptor.logger)
                 let loop = context.eventLoop
                 let connection = Connection(socketID: id, assigns: assigns, transport: "sse") { reason in
                     loop.execute { handler.close(reason) }
@@ -85,7 +82,10 @@ struct EventStreamEndpoint: InterceptedEndpoint {
                     guard interceptor.context != nil else { return handler.abandon() }
                     switch outcome {
                     case .joined:
-                        Self.open(handler, on: interceptor, retry: socket.configuration.eventStreamRetry, origin: origin, headOnly: head.method == .HEAD)
+                        Self.open(
+                            handler, on: interceptor, retry: socket.configuration.eventStreamRetry, origin: origin,
+                            limit: OutboundLimit(maxQueuedBytes: socket.configuration.maxQueuedBytes), headOnly: head.method == .HEAD
+                        )
                     case .refused(let topic, let reason):
                         handler.abandon()
                         interceptor.respond(status: .forbidden, json: ["error": .string(reason), "topic": .string(topic)])
@@ -98,7 +98,7 @@ struct EventStreamEndpoint: InterceptedEndpoint {
     /// Answers with the stream's head and hands the connection to the stream's handler (for the
     /// Phoenix and the plain-channel streams). Returns whether the stream opened.
     @discardableResult
-    static func open(_ handler: EventStreamHandler, on interceptor: HTTPInterceptor, retry: TimeAmount, origin: String?, headOnly: Bool) -> Bool {
+    static func open(_ handler: EventStreamHandler, on interceptor: HTTPInterceptor, retry: TimeAmount, origin: String?, limit: OutboundLimit, headOnly: Bool) -> Bool {
         // Shutdown began while the stream's connect or joins were decided: no new stream.
         guard !interceptor.isShuttingDown else {
             handler.abandon()
@@ -122,7 +122,7 @@ struct EventStreamEndpoint: InterceptedEndpoint {
                 var retryLine = EventStreamEncoding.retry(milliseconds: Int(retry.nanoseconds / 1_000_000))
                 bytes.writeBuffer(&retryLine)
                 context.write(NIOAny(bytes), promise: nil)
-                try handler.outboundLimit.install(on: context.channel)
+                try limit.install(on: context.channel)
                 // The stream's handler goes right after the interceptor: its writes pass only the
                 // handlers in front, and it sees the connection's end first.
                 try pipeline.addHandler(handler, position: .after(interceptor))

@@ -29,17 +29,17 @@ struct PlainEventStreamEndpoint: InterceptedEndpoint {
             case .plain where interceptor.isShuttingDown:
                 interceptor.respondShuttingDown()
             case .plain(let configuration, let assigns, let makeSession) where configuration.eventStreams:
-                let handler = EventStreamHandler(
-                    eventLoop: context.eventLoop, format: configuration.eventStreamFormat, keepAlive: configuration.eventStreamKeepAlive,
-                    outboundLimit: OutboundLimit(maxQueuedBytes: configuration.maxQueuedBytes), logger: interceptor.logger
-                )
+                let handler = EventStreamHandler(eventLoop: context.eventLoop, format: configuration.eventStreamFormat, keepAlive: configuration.eventStreamKeepAlive, logger: interceptor.logger)
                 let loop = context.eventLoop
                 let connection = Connection(socketID: nil, assigns: assigns, transport: "sse") { reason in
                     loop.execute { handler.close(reason) }
                 }
                 let session = makeSession(handler, connection)
                 handler.attach(session)
-                if EventStreamEndpoint.open(handler, on: interceptor, retry: configuration.eventStreamRetry, origin: origin, headOnly: false) {
+                if EventStreamEndpoint.open(
+                    handler, on: interceptor, retry: configuration.eventStreamRetry, origin: origin,
+                    limit: OutboundLimit(maxQueuedBytes: configuration.maxQueuedBytes), headOnly: false
+                ) {
                     session.start()
                 }
             case .refused(let refusal):

@@ -21,8 +21,6 @@ public final class EventStreamHandler: ChannelInboundHandler, Transport, @unchec
     public let broadcastFormat: FrameFormat
     public var isUnidirectional: Bool { true }
     private let keepAlive: TimeAmount
-    /// The slow-consumer limit; `open` installs it on the channel when the stream starts.
-    public let outboundLimit: OutboundLimit
     private let logger: Logger
     private var session: (any Session)?
     private var context: ChannelHandlerContext?
@@ -34,9 +32,8 @@ public final class EventStreamHandler: ChannelInboundHandler, Transport, @unchec
     private var needsFlush = false
     private var closed = false
 
-    public init(eventLoop: any EventLoop, format: FrameFormat = .serverSentEvents, keepAlive: TimeAmount, outboundLimit: OutboundLimit, logger: Logger) {
+    public init(eventLoop: any EventLoop, format: FrameFormat = .serverSentEvents, keepAlive: TimeAmount, logger: Logger) {
         self.eventLoop = eventLoop
-        self.outboundLimit = outboundLimit
         self.broadcastFormat = format
         self.keepAlive = keepAlive
         self.logger = logger
@@ -116,7 +113,7 @@ public final class EventStreamHandler: ChannelInboundHandler, Transport, @unchec
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !closed, outboundLimit.isExceeded(context: context, flushPending: { self.flush() }, logger: logger) {
+        if !closed, OutboundLimit.isExceeded(context: context, flushPending: { self.flush() }, logger: logger) {
             closed = true
             context.close(promise: nil)
         }

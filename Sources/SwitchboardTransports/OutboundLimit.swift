@@ -22,15 +22,16 @@ public struct OutboundLimit: Sendable {
         try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
     }
 
-    /// For `channelWritabilityChanged`: unflushed bytes of a burst of broadcasts count too, so
+    /// For `channelWritabilityChanged` (the limit is the channel's own: no state is kept per
+    /// connection for it): unflushed bytes of a burst of broadcasts count too, so
     /// they are written out first (`flushPending`, which may re-enter the handler) and the client
     /// is judged by what the socket could not take. True when the client is a slow consumer
     /// (counted and logged): close it.
-    public func isExceeded(context: ChannelHandlerContext, flushPending: () -> Void, logger: Logger) -> Bool {
+    public static func isExceeded(context: ChannelHandlerContext, flushPending: () -> Void, logger: Logger) -> Bool {
         guard !context.channel.isWritable else { return false }
         flushPending()
         guard !context.channel.isWritable else { return false }
-        Self.slowConsumer(logger: logger)
+        slowConsumer(logger: logger)
         return true
     }
 

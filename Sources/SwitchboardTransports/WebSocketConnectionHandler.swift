@@ -19,7 +19,6 @@ public final class WebSocketConnectionHandler: ChannelInboundHandler, Transport,
     public let eventLoop: any EventLoop
     public let broadcastFormat: FrameFormat
     private let maxMessageSize: Int
-    private let outboundLimit: OutboundLimit
     private let idleTimeout: TimeAmount
     /// Ping the client after this long without reading anything from it (nil: never; Phoenix
     /// clients send heartbeats themselves). A pong is a read, so a client that answers pings is
@@ -43,13 +42,12 @@ public final class WebSocketConnectionHandler: ChannelInboundHandler, Transport,
     private var closing = false
 
     public init(
-        eventLoop: any EventLoop, broadcastFormat: FrameFormat, maxMessageSize: Int, outboundLimit: OutboundLimit, idleTimeout: TimeAmount, pingInterval: TimeAmount? = nil, logger: Logger,
+        eventLoop: any EventLoop, broadcastFormat: FrameFormat, maxMessageSize: Int, idleTimeout: TimeAmount, pingInterval: TimeAmount? = nil, logger: Logger,
         makeSession: @escaping (WebSocketConnectionHandler) -> any Session
     ) {
         self.eventLoop = eventLoop
         self.broadcastFormat = broadcastFormat
         self.maxMessageSize = maxMessageSize
-        self.outboundLimit = outboundLimit
         self.idleTimeout = idleTimeout
         // At most half the idle timeout apart, so that a client that answers is never closed.
         self.pingInterval = pingInterval.flatMap { $0 > .zero ? min($0, .nanoseconds(idleTimeout.nanoseconds / 2)) : nil }
@@ -167,7 +165,7 @@ public final class WebSocketConnectionHandler: ChannelInboundHandler, Transport,
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !closing, outboundLimit.isExceeded(context: context, flushPending: { self.flush() }, logger: logger) {
+        if !closing, OutboundLimit.isExceeded(context: context, flushPending: { self.flush() }, logger: logger) {
             // A close frame could not get past the full queue: the connection just closes.
             closing = true
             context.close(promise: nil)

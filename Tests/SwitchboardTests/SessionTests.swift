@@ -143,3 +143,48 @@ struct ConnectRequestTests {
         #expect(PlainSerializer.webSocket.encode(binary: ByteBuffer(bytes: [1, 2]))?.isBinary == true)
     }
 }
+
+/// A chat room for the test kit's own test: join with a user, `say` broadcasts to the room and is
+/// answered ok, `whoami` replies with the user.
+private struct ChatRoom: TopicChannel {
+    func join(topic: String, payload: JSONValue, socket: inout ChannelSocket) async throws -> JoinResult {
+        guard let user = payload["user"]?.stringValue else { return .refuse("user required") }
+        socket.assigns["user"] = user
+        return .ok(["welcome": .string(user)])
+    }
+
+    func handleIn(event: String, payload: Payload, socket: inout ChannelSocket) async throws -> HandleInResult {
+        switch event {
+        case "say":
+            socket.broadcast("said", payload)
+            return .ok()
+        case "whoami":
+            return .ok(["user": .string(socket.assigns["user"] ?? "")])
+        default:
+            return .error(reason: "unknown event")
+        }
+    }
+}
+
+@Suite("ChannelTest: channel code tested without a network")
+struct ChannelTestKitTests {
+    @Test("join, push, replies, broadcasts and refusals through the test kit")
+    func chatRoom() async throws {
+        var socket = PhoenixSocket(hub: Hub(nodeID: "n"))
+        socket.channel("room:*", ChatRoom())
+        let ana = try ChannelTest(socket: socket)
+        let bo = try ChannelTest(socket: socket)
+        #expect(try await ana.join("room:lobby", ["user": "ana"]) == ["welcome": "ana"])
+        try await bo.join("room:lobby", ["user": "bo"])
+        let ref = try await ana.push("room:lobby", "say", ["text": "hi"])
+        #expect(try await ana.expectReply(ref).status == "ok")
+        #expect(try await bo.expectPush("room:lobby", "said") == ["text": "hi"])
+        #expect(try await ana.expectPush("room:lobby", "said") == ["text": "hi"])
+        let who = try await bo.push("room:lobby", "whoami")
+        #expect(try await bo.expectReply(who).response == ["user": "bo"])
+        let unknown = try await bo.push("room:lobby", "dance")
+        #expect(try await bo.expectReply(unknown).status == "error")
+        await #expect(throws: ChannelTest.Failure.self) { try await ana.join("room:other") }
+        #expect(try await ana.leave("room:lobby") == "ok")
+    }
+}

@@ -13,7 +13,7 @@ struct EventStreamHandlerTests {
 
     private func handler(keepAlive: TimeAmount = .seconds(15)) throws -> EventStreamHandler {
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        return EventStreamHandler(eventLoop: channel.eventLoop, keepAlive: keepAlive, outboundLimit: OutboundLimit(maxQueuedBytes: 1 << 20), logger: Logger(label: "test"))
+        return EventStreamHandler(eventLoop: channel.eventLoop, keepAlive: keepAlive, logger: Logger(label: "test"))
     }
 
     private func written() throws -> [String] {

@@ -15,7 +15,7 @@ struct WebSocketConnectionHandlerTests {
     private func install(idleTimeout: TimeAmount = .seconds(60), pingInterval: TimeAmount? = nil, maxMessageSize: Int = 1 << 20) throws -> WebSocketConnectionHandler {
         let handler = WebSocketConnectionHandler(
             eventLoop: channel.eventLoop, broadcastFormat: .plainPayload, maxMessageSize: maxMessageSize,
-            outboundLimit: OutboundLimit(maxQueuedBytes: 1 << 20), idleTimeout: idleTimeout, pingInterval: pingInterval,
+            idleTimeout: idleTimeout, pingInterval: pingInterval,
             logger: Logger(label: "test")
         ) { [session] _ in session }
         try channel.pipeline.syncOperations.addHandler(handler)

@@ -32,18 +32,9 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         }
     }
 
-    enum Phase: Sendable {
-        case joining
-        case joined
-        case closed
-    }
-
     struct State {
-        var phase = Phase.joining
-        var pendingPushes: [(String, Payload)] = []
+        var lifecycle = Lifecycle()
         var rooms: [String: RoomSubscriber] = [:]
-        /// Intercepted broadcasts and fast-lane frames queued behind them, not yet sent.
-        var pendingOutbound = 0
     }
 
     let id: SubscriberID
@@ -73,12 +64,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     let frameFormat: FrameFormat?
     var connection: Connection { session.connection }
 
-    /// Told the join's outcome on the event loop (nil: joined and subscribed; else the reason),
-    /// for joins the session makes itself (`PhoenixSession.join(topics:)`).
-    private let joined: ((String?) -> Void)?
-
-    init(session: PhoenixSession, join: Message, channel: any TopicChannel, predecessor: ChannelServer?, joined: ((String?) -> Void)? = nil) {
-        self.joined = joined
+    init(session: PhoenixSession, join: Message, channel: any TopicChannel, predecessor: ChannelServer?) {
         self.id = SubscriberID.next(node: session.hub.nodeID)
         self.session = session
         self.topic = join.topic
@@ -97,7 +83,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         Self.live.subtract(1, ordering: .relaxed)
     }
 
-    var isClosed: Bool { state.withLock { $0.phase == .closed } }
+    var isClosed: Bool { state.withLock { $0.lifecycle.isClosed } }
 
     // MARK: Mailbox
 
@@ -131,7 +117,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     // Loop-confined: client messages queued here whose answer has not been written yet. The
     // session forgets an ended channel only once they are all out, so that an answer it then
     // writes itself (to a message for a topic no longer joined) cannot overtake them.
-    private var answersOwed = 0
+    private var answersOwed: Int32 = 0
     private var endWhenAnswered: Bool?
 
     /// Counts one answer out, on the loop behind the answer's own write (queued there before).
@@ -179,12 +165,12 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
             await performHandleOut(broadcast)
             // Counted down on the loop, after the push it may have made is written there (the
             // loop runs what this task hands it in order), so a later fast-lane frame cannot pass it.
-            session.eventLoop.execute { self.state.withLock { $0.pendingOutbound -= 1 } }
+            session.eventLoop.execute { self.state.withLock { $0.lifecycle.outboundSent() } }
         case .preEncoded(let frame):
             session.eventLoop.execute {
                 self.session.transport.sendPreEncoded(frame)
                 self.session.transport.flush()
-                self.state.withLock { $0.pendingOutbound -= 1 }
+                self.state.withLock { $0.lifecycle.outboundSent() }
             }
         case .roomMessage(let broadcast):
             push(event: broadcast.event, payload: broadcast.payload)
@@ -245,13 +231,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
                     SwitchboardMetrics.messageSent()
                     self.session.transport.send(reply)
                 }
-                let pushes = self.state.withLock { s -> [(String, Payload)] in
-                    guard s.phase == .joining else { return [] }
-                    s.phase = .joined
-                    defer { s.pendingPushes = [] }
-                    return s.pendingPushes
-                }
-                guard !self.isClosed else { return }
+                guard case .subscribe(let pushes) = self.state.withLock({ $0.lifecycle.joinSucceeded() }) else { return }
                 self.session.hub.subscribe(self, to: self.topic)
                 for (event, payload) in pushes {
                     if let frame = self.session.outbound.encodePush(joinRef: self.stampRef, topic: self.topic, event: event, payload: payload) {
@@ -260,7 +240,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
                     }
                 }
                 self.session.transport.flush()
-                self.joined?(nil)
+                self.session.joinEnded(self, refusal: nil)
             }.get()
         case .error(let response):
             SwitchboardMetrics.joined(false)
@@ -270,10 +250,9 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         }
     }
 
-    /// Tells a refused join's outcome on the loop, behind its reply (already queued there).
+    /// Tells the session a refused join's outcome on the loop, behind its reply (already queued there).
     private func tellJoined(_ reason: String) {
-        guard joined != nil else { return }
-        session.eventLoop.execute { self.joined?(reason) }
+        session.eventLoop.execute { self.session.joinEnded(self, refusal: reason) }
     }
 
     private func performHandleIn(_ message: Message) async {
@@ -322,7 +301,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     /// still come here and queue behind those answers instead of overtaking them.
     private func closeWithoutTerminate() {
         leaveAllRooms()
-        state.withLock { $0.phase = .closed }
+        _ = state.withLock { $0.lifecycle.end() }
         socket = nil
         mailbox.enqueue { self.session.channelEnded(self) }
         terminated.succeed()
@@ -331,11 +310,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     /// Terminates the channel: leaves the topic and its rooms, runs the user's `terminate`, and
     /// tells the client (`phx_close` for a normal end, `phx_error` for a crash) when asked to.
     private func finish(_ reason: TerminateReason, sendClose: Bool) async {
-        let wasJoined = state.withLock { s -> Bool in
-            let joined = s.phase == .joined
-            s.phase = .closed
-            return joined
-        }
+        let wasJoined = state.withLock { $0.lifecycle.end() }
         session.hub.unsubscribe(self, from: topic)
         leaveAllRooms()
         if wasJoined {
@@ -354,34 +329,27 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     // MARK: Sending
 
     func push(event: String, payload: Payload) {
-        let deferred = state.withLock { s -> Bool in
-            guard s.phase == .joining else { return false }
-            s.pendingPushes.append((event, payload))
-            return true
-        }
-        if deferred { return }
-        guard !isClosed else { return }
+        guard state.withLock({ $0.lifecycle.push(event: event, payload: payload) }) == .send else { return }
         session.send(session.outbound.encodePush(joinRef: stampRef, topic: topic, event: event, payload: payload))
     }
 
     // MARK: Subscriber
 
     func receive(_ broadcast: Broadcast, frame: ByteBuffer?) {
-        if !intercepts.isEmpty && intercepts.contains(broadcast.event) {
-            state.withLock { $0.pendingOutbound += 1 }
+        // Channels without intercepts (most) never take the lock here: the frame goes straight out.
+        guard !intercepts.isEmpty else {
+            if let frame { session.transport.sendPreEncoded(frame) }
+            return
+        }
+        let intercepted = intercepts.contains(broadcast.event)
+        guard intercepted || frame != nil else { return }
+        switch state.withLock({ $0.lifecycle.broadcastArrived(intercepted: intercepted) }) {
+        case .handleOut:
             closeIfOverloaded(enqueue(.handleOut(broadcast)))
-        } else if let frame {
-            // Channels without intercepts never queue here: the frame goes straight out.
-            let queueBehind = !intercepts.isEmpty && state.withLock { s -> Bool in
-                guard s.pendingOutbound > 0 else { return false }
-                s.pendingOutbound += 1
-                return true
-            }
-            if queueBehind {
-                closeIfOverloaded(enqueue(.preEncoded(frame)))
-            } else {
-                session.transport.sendPreEncoded(frame)
-            }
+        case .queueBehind:
+            closeIfOverloaded(enqueue(.preEncoded(frame!)))
+        case .write:
+            session.transport.sendPreEncoded(frame!)
         }
     }
 
@@ -405,7 +373,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     /// may call these from any task, also after the channel ended (then nothing happens).
     func joinRoom(_ room: String) {
         state.withLock { s in
-            guard s.phase != .closed, s.rooms[room] == nil else { return }
+            guard !s.lifecycle.isClosed, s.rooms[room] == nil else { return }
             let subscriber = RoomSubscriber(server: self)
             s.rooms[room] = subscriber
             session.hub.subscribe(subscriber, to: room)

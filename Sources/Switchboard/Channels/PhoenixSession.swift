@@ -16,8 +16,10 @@ public final class PhoenixSession: Session, @unchecked Sendable {
     /// Reads the client's frames (and says which Phoenix version the connection speaks).
     public let serializer: PhoenixSerializer
     /// Writes the session's own messages for the transport: `serializer` itself, or Server-Sent
-    /// Events for a unidirectional transport.
-    public let outbound: any SessionSerializer
+    /// Events for a unidirectional transport. (Computed: an idle connection stores nothing for it.)
+    public var outbound: any SessionSerializer {
+        transport.isUnidirectional ? EventStreamSerializer() : serializer
+    }
     public let connection: Connection
     let logger: Logger
     var hub: Hub { socket.hub }
@@ -27,15 +29,16 @@ public final class PhoenixSession: Session, @unchecked Sendable {
     /// Servers that left `channels` but have not finished terminating; a new join of the topic waits for them.
     private var closing: [String: ChannelServer] = [:]
     private var isClosed = false
-    private var socketIDListener: SocketIDListener?
     /// A unidirectional transport's session ends with its last channel, once its joins are done.
     private var endsWithLastChannel = false
+    private var socketIDListener: SocketIDListener?
+    /// The outcome hooks of joins made by `join(topics:)`, by topic, until each is told.
+    private var joinHooks: [String: (String?) -> Void] = [:]
 
     public init(socket: PhoenixSocket, transport: any Transport, serializer: PhoenixSerializer, connection: Connection, logger: Logger) {
         self.socket = socket
         self.transport = transport
         self.serializer = serializer
-        self.outbound = transport.isUnidirectional ? EventStreamSerializer() : serializer
         self.connection = connection
         self.logger = logger
         Self.live.add(1, ordering: .relaxed)
@@ -167,7 +170,8 @@ public final class PhoenixSession: Session, @unchecked Sendable {
             // cannot tell which instance a phx_close belongs to, so they are not sent one.
             current.enqueue(.terminate(.replaced, sendClose: serializer == .v2))
         }
-        let server = ChannelServer(session: self, join: message, channel: channel, predecessor: current ?? closing[message.topic], joined: joined)
+        if let joined { joinHooks[message.topic] = joined }
+        let server = ChannelServer(session: self, join: message, channel: channel, predecessor: current ?? closing[message.topic])
         closing[message.topic] = nil
         channels[message.topic] = server
         server.enqueue(.join(message))
@@ -208,6 +212,14 @@ public final class PhoenixSession: Session, @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// A channel's join ended (nil: joined and subscribed; else the refusal's reason): tells the
+    /// hook of a join `join(topics:)` made. Called on the event loop.
+    func joinEnded(_ server: ChannelServer, refusal: String?) {
+        eventLoop.preconditionInEventLoop()
+        guard !joinHooks.isEmpty, channels[server.topic] === server, let hook = joinHooks.removeValue(forKey: server.topic) else { return }
+        hook(refusal)
     }
 
     /// A channel server ended (refused, left, stopped, crashed, replaced): forget it if it is
