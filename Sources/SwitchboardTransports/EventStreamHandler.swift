@@ -71,6 +71,7 @@ public final class EventStreamHandler: ChannelInboundHandler, Transport, @unchec
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        onCloseBeforeOpen = nil  // open now: it holds the request's answerer, let it go
         guard !closed else { return }
         for buffer in pending {
             context.write(wrapOutboundOut(buffer), promise: nil)

@@ -219,6 +219,7 @@ public final class PhoenixSession: Session, @unchecked Sendable {
     func joinEnded(_ server: ChannelServer, refusal: String?) {
         eventLoop.preconditionInEventLoop()
         guard !joinHooks.isEmpty, channels[server.topic] === server, let hook = joinHooks.removeValue(forKey: server.topic) else { return }
+        if joinHooks.isEmpty { joinHooks = [:] }  // give the table's storage back: it is not needed again
         hook(refusal)
     }
 
