@@ -1,4 +1,5 @@
 import ArgumentParser
+import Configuration
 import Foundation
 import Hummingbird
 import Logging
@@ -23,7 +24,9 @@ struct SwitchboardCommand: AsyncParsableCommand {
             SWITCHBOARD_HOST, SWITCHBOARD_PORT, SWITCHBOARD_LOG_LEVEL, SWITCHBOARD_LOG_FORMAT, \
             SWITCHBOARD_API_KEY, SWITCHBOARD_REDIS_URL, SWITCHBOARD_ALLOWED_ORIGINS (comma-separated), \
             SWITCHBOARD_JWT_ALGORITHM, SWITCHBOARD_JWT_SECRET, SWITCHBOARD_JWT_PUBLIC_KEY (PEM text), \
-            SWITCHBOARD_JWT_PUBLIC_KEY_FILE, SWITCHBOARD_JWT_TOPICS_CLAIM. Namespaces (topic \
+            SWITCHBOARD_JWT_PUBLIC_KEY_FILE, SWITCHBOARD_JWT_TOPICS_CLAIM, SWITCHBOARD_JWT_REQUIRE_EXP, \
+            SWITCHBOARD_JWT_ALLOW_ANONYMOUS, SWITCHBOARD_JWT_LEEWAY (each is SWITCHBOARD_ and the \
+            file key in capitals, . as _). Namespaces (topic \
             families with join and publish rules) are set in the config file only. With no \
             configuration at all the server runs the demo: namespaces room:*, ticker, \
             notifications:<user id>, realtime:*, public:*, online; no token verification (the \
@@ -71,34 +74,34 @@ struct SwitchboardCommand: AsyncParsableCommand {
     @Flag(help: "Print the resolved configuration as JSON (secrets shown as \"(set)\") and exit.")
     var printConfig = false
 
-    /// The values the flags set (nil: not given).
-    func flagLayer() throws(ConfigurationError) -> ConfigurationLayer {
-        var layer = ConfigurationLayer()
-        layer.host = host
-        layer.port = try port.map { (port) throws(ConfigurationError) -> Int in
-            try ServerConfiguration.parsePort(String(port), source: "--port")
+    /// The flags not named after their setting's key (`--redis` sets `redis_url`).
+    static let flagNames = ["redis_url": "--redis", "allowed_origins": "--allowed-origin"]
+
+    /// The values the flags set, by setting key (an empty text counts as not given).
+    var flagValues: [String: ConfigContent] {
+        var values: [String: ConfigContent] = [:]
+        func set(_ key: String, _ text: String?) {
+            if let text, !text.isEmpty { values[key] = .string(text) }
         }
-        if let logLevel { layer.logLevel = try ServerConfiguration.parseLogLevel(logLevel, source: "--log-level") }
-        if let logFormat { layer.logFormat = try ServerConfiguration.parseLogFormat(logFormat, source: "--log-format") }
-        layer.apiKey = apiKey.flatMap { $0.isEmpty ? nil : $0 }
-        layer.redisURL = redis.flatMap { $0.isEmpty ? nil : $0 }
-        layer.allowedOrigins = allowedOrigins.isEmpty ? nil : allowedOrigins.flatMap { ServerConfiguration.parseList($0) }
-        if let jwtAlgorithm { layer.jwtAlgorithm = try ServerConfiguration.parseAlgorithm(jwtAlgorithm, source: "--jwt-algorithm") }
-        layer.jwtSecret = jwtSecret.flatMap { $0.isEmpty ? nil : $0 }
-        layer.jwtPublicKeyFile = jwtPublicKeyFile.flatMap { $0.isEmpty ? nil : $0 }
-        layer.jwtTopicsClaim = jwtTopicsClaim
-        return layer
+        set("host", host)
+        set("port", port.map(String.init))
+        set("log_level", logLevel)
+        set("log_format", logFormat)
+        set("api_key", apiKey)
+        set("redis_url", redis)
+        if !allowedOrigins.isEmpty { values["allowed_origins"] = .stringArray(allowedOrigins.flatMap { ServerConfiguration.parseList($0) }) }
+        set("jwt.algorithm", jwtAlgorithm)
+        set("jwt.secret", jwtSecret)
+        set("jwt.public_key_file", jwtPublicKeyFile)
+        set("jwt.topics_claim", jwtTopicsClaim)
+        return values
     }
 
     /// Flags over environment over file over defaults.
     func resolveConfiguration(environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
-        let flags = try flagLayer()
-        let env = try ServerConfiguration.environmentLayer(environment)
-        let path = config ?? environment[ServerConfiguration.EnvironmentKey.config].flatMap { $0.isEmpty ? nil : $0 }
-        let file = try path.map { (path) throws(ConfigurationError) -> ConfigurationLayer in try ConfigFile.load(path: path) }
-        var resolved = ServerConfiguration.resolve(file: file, environment: env, flags: flags)
-        resolved.configFile = path
-        return resolved
+        let path = config ?? environment[ServerConfiguration.configFileVariable].flatMap { $0.isEmpty ? nil : $0 }
+        let file = try path.map { (path) throws(ConfigurationError) -> ConfigFile in try ConfigFile.load(path: path) }
+        return try ServerConfiguration.resolve(flags: flagValues, flagNames: Self.flagNames, environment: environment, file: file)
     }
 
     func run() async throws {

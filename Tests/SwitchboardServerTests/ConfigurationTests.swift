@@ -82,7 +82,9 @@ struct ConfigurationTests {
     @Test("bad values name their source", arguments: [
         (["--port", "70000"], [String: String](), "--port"),
         (["--log-format", "xml"], [:], "--log-format"),
+        ([], ["SWITCHBOARD_JWT_LEEWAY": "soon"], "SWITCHBOARD_JWT_LEEWAY"),
         ([], ["SWITCHBOARD_PORT": "http"], "SWITCHBOARD_PORT"),
+        (["--port", "4001"], ["SWITCHBOARD_PORT": "http"], "SWITCHBOARD_PORT"),  // hidden by the flag, still a mistake
         ([], ["SWITCHBOARD_LOG_LEVEL": "loud"], "SWITCHBOARD_LOG_LEVEL"),
         ([], ["SWITCHBOARD_JWT_ALGORITHM": "none"], "SWITCHBOARD_JWT_ALGORITHM"),
         ([], ["SWITCHBOARD_CONFIG": "/nonexistent/switchboard.yaml"], "/nonexistent/switchboard.yaml"),
@@ -94,11 +96,54 @@ struct ConfigurationTests {
     }
 }
 
+@Suite("Settings: one key names the file key, the variable and the flag")
+struct SettingsTests {
+    @Test("every setting has its SWITCHBOARD_* variable, named after its file key")
+    func everySettingHasAVariable() throws {
+        let environment = [
+            "SWITCHBOARD_JWT_REQUIRE_EXP": "false", "SWITCHBOARD_JWT_ALLOW_ANONYMOUS": "FALSE", "SWITCHBOARD_JWT_LEEWAY": "7",
+            "SWITCHBOARD_JWT_PUBLIC_KEY_FILE": "/k.pem", "SWITCHBOARD_LOG_FORMAT": "json", "SWITCHBOARD_REDIS_URL": "redis://127.0.0.1:1",
+        ]
+        let configuration = try SwitchboardCommand.parse([]).resolveConfiguration(environment: environment)
+        #expect(configuration.jwt.requireExpiry == false)
+        #expect(configuration.jwt.allowAnonymous == false)
+        #expect(configuration.jwt.leewaySeconds == 7)
+        #expect(configuration.jwt.publicKeyFile == "/k.pem")
+        #expect(configuration.logFormat == .json)
+        #expect(configuration.redisURL == "redis://127.0.0.1:1")
+        #expect(SettingsReader.environmentName(of: "jwt.public_key_file") == "SWITCHBOARD_JWT_PUBLIC_KEY_FILE")
+    }
+
+    @Test("an empty variable counts as unset: the file's value holds")
+    func emptyVariable() throws {
+        let settings = SettingsReader(flags: [:], environment: ["SWITCHBOARD_PORT": ""], file: ("f.yaml", ["port": .string("4100")]))
+        let configuration = try ServerConfiguration(reading: settings)
+        #expect(configuration.port == 4100)
+    }
+
+    @Test("the reader says which source answered, and the file's unknown keys are the ones not read")
+    func sourcesAndKeys() throws {
+        let settings = SettingsReader(flags: ["host": .string("0.0.0.0")], flagNames: [:], environment: ["SWITCHBOARD_PORT": "4200"], file: ("f.yaml", ["port": .string("1"), "log_level": .string("debug")]))
+        #expect(try settings.text("host")?.source == .flags(names: [:]))
+        #expect(try settings.text("port")?.source == .environment)
+        #expect(try settings.text("log_level")?.source == .file("f.yaml"))
+        #expect(try settings.text("api_key") == nil)
+        #expect(settings.keysRead == ["host", "port", "log_level", "api_key"])
+        #expect(SettingsReader.Source.flags(names: ["redis_url": "--redis"]).name(of: "redis_url") == "--redis")
+        #expect(SettingsReader.Source.flags(names: [:]).name(of: "jwt.topics_claim") == "--jwt-topics-claim")
+    }
+}
+
 @Suite("Config file")
 struct ConfigFileTests {
+    /// The configuration that `text`, as the only source, gives.
+    func resolve(_ text: String) throws(ConfigurationError) -> ServerConfiguration {
+        try ServerConfiguration.resolve(flags: [:], flagNames: [:], environment: [:], file: ConfigFile.parse(text, name: "test.yaml"))
+    }
+
     @Test("every key of the format is read")
     func fullFile() throws {
-        let layer = try ConfigFile.parse("""
+        let layer = try resolve("""
             host: 0.0.0.0
             port: 4100
             log_level: notice
@@ -136,12 +181,12 @@ struct ConfigFileTests {
         #expect(layer.apiKey == "k")
         #expect(layer.redisURL == "redis://127.0.0.1:6379")
         #expect(layer.allowedOrigins == ["https://app.example.com", "//localhost"])
-        #expect(layer.jwtAlgorithm == .es256)
-        #expect(layer.jwtPublicKeyFile == "/etc/switchboard/jwt.pem")
-        #expect(layer.jwtTopicsClaim == "topics")
-        #expect(layer.jwtRequireExpiry == false)
-        #expect(layer.jwtAllowAnonymous == false)
-        #expect(layer.jwtLeewaySeconds == 5)
+        #expect(layer.jwt.algorithm == .es256)
+        #expect(layer.jwt.publicKeyFile == "/etc/switchboard/jwt.pem")
+        #expect(layer.jwt.topicsClaim == "topics")
+        #expect(layer.jwt.requireExpiry == false)
+        #expect(layer.jwt.allowAnonymous == false)
+        #expect(layer.jwt.leewaySeconds == 5)
         let namespaces = try #require(layer.namespaces)
         #expect(namespaces == [
             Namespace(pattern: "chat:*", behaviour: .chat, join: .authenticated, clientPublish: true),
@@ -153,17 +198,20 @@ struct ConfigFileTests {
 
     @Test("JSON, with namespaces as a list")
     func jsonList() throws {
-        let layer = try ConfigFile.parse(#"{"namespaces": [{"pattern": "chat:*", "publish": true}, {"pattern": "ticker", "channel": "ticker"}]}"#)
+        let layer = try resolve(#"{"namespaces": [{"pattern": "chat:*", "publish": true}, {"pattern": "ticker", "channel": "ticker"}]}"#)
         #expect(layer.namespaces == [Namespace(pattern: "chat:*", clientPublish: true), Namespace(pattern: "ticker", behaviour: .ticker)])
     }
 
     @Test("an empty file sets nothing")
     func empty() throws {
-        #expect(try ConfigFile.parse("") == ConfigurationLayer())
+        var expected = ServerConfiguration()
+        expected.configFile = "test.yaml"
+        #expect(try resolve("") == expected)
     }
 
     @Test("mistakes are errors with the key's path", arguments: [
         ("prot: 4000", "prot"),
+        ("prot: 4000", "(known: allowed_origins, api_key, host, jwt, log_format, log_level, namespaces, port, redis_url)"),
         ("port: many", "port"),
         ("log_format: xml", "log_format"),
         ("jwt:\n  secrte: x", "jwt.secrte"),
@@ -172,9 +220,13 @@ struct ConfigFileTests {
         ("namespaces:\n  ticker:\n    join: owner", "namespaces.ticker.join"),
         ("namespaces:\n  \"a*b\": {}", "namespaces.a*b"),
         ("port: [", "not valid YAML"),
+        ("port: [4000, 4001]", "test.yaml: port: expected a single value"),
+        ("jwt: HS256", "test.yaml: jwt: expected a mapping"),
+        ("jwt:\n  require_exp: sometimes", "test.yaml: jwt.require_exp: expected true or false"),
+        ("allowed_origins: [{a: 1}]", "allowed_origins[0]"),
     ])
     func mistakes(text: String, expected: String) throws {
-        let error = #expect(throws: ConfigurationError.self) { try ConfigFile.parse(text, name: "test.yaml") }
+        let error = #expect(throws: ConfigurationError.self) { try resolve(text) }
         #expect(error?.message.contains(expected) == true, "\(error?.message ?? "")")
     }
 }

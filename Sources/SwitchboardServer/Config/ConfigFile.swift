@@ -1,14 +1,29 @@
+import Configuration
 import Foundation
 import Logging
 import Yams
 
-/// Reads a config file (YAML, or JSON, which YAML parsers read too) into a `ConfigurationLayer`.
+/// A config file (YAML, or JSON, which YAML parsers read too): its settings, which `SettingsReader`
+/// serves as the lowest of its sources, and its namespaces (topic families with their options,
+/// which only a file can set).
 ///
 /// Keys are snake_case; an unknown key is an error (a typo must not silently fall back to a
-/// default). See the README's "Configuration" section for the format.
-enum ConfigFile {
+/// default): `checkKeys` compares the file's keys with the keys the server reads. See the
+/// README's "Configuration" section for the format.
+struct ConfigFile {
+    /// The file's path (or a name for text not read from a file), which error messages start with.
+    let path: String
+    /// The settings by key path (`port`, `jwt.secret`): text, or a list of text.
+    var values: [String: ConfigContent] = [:]
+    /// The namespaces; nil when the file has none (the built-in set applies).
+    var namespaces: [Namespace]?
+
+    init(path: String) {
+        self.path = path
+    }
+
     /// Reads and parses the file at `path`.
-    static func load(path: String) throws(ConfigurationError) -> ConfigurationLayer {
+    static func load(path: String) throws(ConfigurationError) -> ConfigFile {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -19,16 +34,34 @@ enum ConfigFile {
     }
 
     /// Parses config file text; `name` prefixes error messages.
-    static func parse(_ text: String, name: String = "config file") throws(ConfigurationError) -> ConfigurationLayer {
+    static func parse(_ text: String, name: String = "config file") throws(ConfigurationError) -> ConfigFile {
         let root: Any?
         do {
             root = try Yams.load(yaml: text)
         } catch {
             throw ConfigurationError("\(name): not valid YAML or JSON: \(error)")
         }
-        guard let root else { return ConfigurationLayer() }  // an empty file sets nothing
-        var reader = Reader(name: name)
-        return try reader.layer(root)
+        guard let root else { return ConfigFile(path: name) }  // an empty file sets nothing
+        return try Reader(name: name).contents(root)
+    }
+
+    /// An error for the first key of the file that the server did not read (`known`: the keys it
+    /// read, from `SettingsReader.keysRead`).
+    func checkKeys(known: Set<String>) throws(ConfigurationError) {
+        for key in values.keys.sorted() where !known.contains(key) {
+            if known.contains(where: { $0.hasPrefix(key + ".") }) {
+                throw ConfigurationError("\(path): \(key): expected a mapping of names to values")
+            }
+            // The names beside the unknown one: the known keys under the same parent, and groups.
+            let parent = key.split(separator: ".").dropLast().joined(separator: ".")
+            let prefix = parent.isEmpty ? "" : parent + "."
+            var names = Set(known.compactMap { candidate in
+                candidate.hasPrefix(prefix) ? candidate.dropFirst(prefix.count).split(separator: ".").first.map(String.init) : nil
+            })
+            if parent.isEmpty { names.insert("namespaces") }
+            let listed = Array(names)
+            throw ConfigurationError("\(path): \(key): unknown key (known: \(listed.sorted().joined(separator: ", ")))")
+        }
     }
 
     /// Walks the parsed document, with the path of each value for error messages.
@@ -70,18 +103,6 @@ enum ConfigFile {
             throw fail(path, "expected true or false")
         }
 
-        func strings(_ value: Any?, _ path: String) throws(ConfigurationError) -> [String]? {
-            guard let value, !(value is NSNull) else { return nil }
-            if let string = value as? String { return ServerConfiguration.parseList(string) }
-            guard let array = value as? [Any] else { throw fail(path, "expected a list of strings") }
-            var result: [String] = []
-            for (index, item) in array.enumerated() {
-                guard let string = item as? String else { throw fail("\(path)[\(index)]", "expected a string") }
-                result.append(string)
-            }
-            return result
-        }
-
         func choice<T>(_ value: Any?, _ path: String, _ make: (String) -> T?, _ allowed: [String]) throws(ConfigurationError) -> T? {
             guard let text = try string(value, path) else { return nil }
             guard let result = make(text) else {
@@ -90,34 +111,50 @@ enum ConfigFile {
             return result
         }
 
-        mutating func layer(_ root: Any) throws(ConfigurationError) -> ConfigurationLayer {
-            let top = try object(root, "", keys: ["host", "port", "log_level", "log_format", "api_key", "redis_url", "allowed_origins", "jwt", "namespaces"])
-            var layer = ConfigurationLayer()
-            layer.host = try string(top["host"], "host")
-            if let port = try int(top["port"], "port") {
-                guard (0...65535).contains(port) else { throw fail("port", "\(port) is not a port (0 to 65535)") }
-                layer.port = port
-            }
-            layer.logLevel = try choice(top["log_level"], "log_level", { Logger.Level(rawValue: $0.lowercased()) }, Logger.Level.allCases.map(\.rawValue))
-            layer.logFormat = try choice(top["log_format"], "log_format", { ServerConfiguration.LogFormat(rawValue: $0.lowercased()) }, ServerConfiguration.LogFormat.allCases.map(\.rawValue))
-            layer.apiKey = try string(top["api_key"], "api_key")
-            layer.redisURL = try string(top["redis_url"], "redis_url")
-            layer.allowedOrigins = try strings(top["allowed_origins"], "allowed_origins")
-            if let jwtValue = top["jwt"], !(jwtValue is NSNull) {
-                let jwt = try object(jwtValue, "jwt", keys: ["algorithm", "secret", "public_key", "public_key_file", "topics_claim", "require_exp", "allow_anonymous", "leeway"])
-                layer.jwtAlgorithm = try choice(jwt["algorithm"], "jwt.algorithm", { JWTConfiguration.Algorithm(rawValue: $0.uppercased()) }, JWTConfiguration.Algorithm.allCases.map(\.rawValue))
-                layer.jwtSecret = try string(jwt["secret"], "jwt.secret")
-                layer.jwtPublicKey = try string(jwt["public_key"], "jwt.public_key")
-                layer.jwtPublicKeyFile = try string(jwt["public_key_file"], "jwt.public_key_file")
-                layer.jwtTopicsClaim = try string(jwt["topics_claim"], "jwt.topics_claim")
-                layer.jwtRequireExpiry = try bool(jwt["require_exp"], "jwt.require_exp")
-                layer.jwtAllowAnonymous = try bool(jwt["allow_anonymous"], "jwt.allow_anonymous")
-                layer.jwtLeewaySeconds = try int(jwt["leeway"], "jwt.leeway")
-            }
+        /// The document's settings, flattened to keys (`jwt.secret`) with their values as
+        /// text or lists of text (`SettingsReader` parses them), and its namespaces.
+        func contents(_ root: Any) throws(ConfigurationError) -> ConfigFile {
+            guard let top = root as? [String: Any] else { throw fail("", "expected a mapping of names to values") }
+            var file = ConfigFile(path: name)
+            try flatten(top.filter { $0.key != "namespaces" }, prefix: "", into: &file.values)
             if let namespacesValue = top["namespaces"], !(namespacesValue is NSNull) {
-                layer.namespaces = try namespaces(namespacesValue)
+                file.namespaces = try namespaces(namespacesValue)
             }
-            return layer
+            return file
+        }
+
+        /// Mappings become key paths; scalars become text; lists of scalars, lists of text.
+        func flatten(_ mapping: [String: Any], prefix: String, into values: inout [String: ConfigContent]) throws(ConfigurationError) {
+            for (name, value) in mapping {
+                let key = prefix.isEmpty ? name : "\(prefix).\(name)"
+                if value is NSNull { continue }
+                if let nested = value as? [String: Any] {
+                    try flatten(nested, prefix: key, into: &values)
+                } else if value is [AnyHashable: Any] {
+                    throw fail(key, "expected a mapping of names to values")
+                } else if let list = value as? [Any] {
+                    var texts: [String] = []
+                    for (index, item) in list.enumerated() {
+                        guard let text = scalar(item) else { throw fail("\(key)[\(index)]", "expected a string") }
+                        texts.append(text)
+                    }
+                    values[key] = .stringArray(texts)
+                } else if let text = scalar(value) {
+                    values[key] = .string(text)
+                } else {
+                    throw fail(key, "expected a value")
+                }
+            }
+        }
+
+        func scalar(_ value: Any) -> String? {
+            switch value {
+            case let string as String: string
+            case let bool as Bool: bool ? "true" : "false"
+            case let int as Int: String(int)  // e.g. an all-digit API key
+            case let double as Double: String(double)
+            default: nil
+            }
         }
 
         /// `namespaces` is a mapping from pattern to options, or a list of options with `pattern`.
