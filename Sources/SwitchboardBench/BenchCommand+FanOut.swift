@@ -1,10 +1,11 @@
+import Histogram
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Histogram
-import NIOCore
 
 extension BenchCommand {
     /// Connect, publish for `duration`, drain, report. True when nothing went wrong.
@@ -190,7 +191,8 @@ extension BenchCommand {
                 "slow consumers: \(Output.grouped(slow.subscribers)) of \(Output.grouped(joined)) joined subscribers stopped reading when publishing started;"
                     + " after the drain, reading again for at most \(Output.fixed(SlowConsumerReport.probeSeconds, 0)) s: \(Output.grouped(slow.closedByServer)) had been closed by the server"
                     + (outcomes.isEmpty ? "" : " (\(outcomes.joined(separator: ", ")))") + ", \(Output.grouped(slow.stillOpen)) still open"
-                    + (slow.failed > 0 ? ", \(slow.failed) closed by the bench" : "") + "; \(Output.grouped(slow.received)) messages read by them in all"
+                    + (slow.failed > 0 ? ", \(slow.failed) closed by the bench" : "")
+                    + "; \(Output.grouped(slow.received)) messages read by them in all"
             )
         }
         if verbose {
@@ -226,7 +228,9 @@ extension BenchCommand {
                 + " \(Output.fixed(benchCPUTotal, 2)) CPU s in all (user \(Output.fixed(cpuAfter.user, 2)), system \(Output.fixed(cpuAfter.system, 2))), RSS \(Output.grouped(ProcessStats.ownRSSKiB())) KiB"
         )
         if benchCPU / phaseSeconds > 0.85 * Double(run.threads) {
-            Output.line("  warning: the bench used \(Output.fixed(benchCPU / phaseSeconds * 100, 0)) % of its \(run.threads) core(s); it may be the bottleneck")
+            Output.line(
+                "  warning: the bench used \(Output.fixed(benchCPU / phaseSeconds * 100, 0)) % of its \(run.threads) core(s); it may be the bottleneck"
+            )
         }
 
         var summary = SummaryLine()

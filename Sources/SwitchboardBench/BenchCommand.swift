@@ -1,12 +1,13 @@
+import ArgumentParser
+import Dispatch
+import NIOCore
+import NIOPosix
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import ArgumentParser
-import Dispatch
-import NIOCore
-import NIOPosix
 
 extension SubscriberConfiguration.WireProtocol: ExpressibleByArgument {}
 
@@ -61,7 +62,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Subscriber URL (loopback only): ws:// for v2, v1 and raw (for v1/v2 the vsn query parameter is added), http:// for sse.")
     var url = "ws://127.0.0.1:4000/socket/websocket"
 
-    @Option(name: .customLong("protocol"), help: "v2 (Phoenix V2 JSON), v1 (Phoenix V1 JSON), raw (plain WebSocket, no join, no heartbeat) or sse (Server-Sent Events over HTTP/1.1).")
+    @Option(
+        name: .customLong("protocol"),
+        help: "v2 (Phoenix V2 JSON), v1 (Phoenix V1 JSON), raw (plain WebSocket, no join, no heartbeat) or sse (Server-Sent Events over HTTP/1.1)."
+    )
     var wireProtocol = SubscriberConfiguration.WireProtocol.v2
 
     @Option(help: "Subscriber connections.")
@@ -82,7 +86,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Bind subscribers to 127.0.0.1 … 127.0.0.N in turn, so more than one ephemeral port range is available (1 = do not bind).")
     var sourceAddresses = 4
 
-    @Option(help: "Seconds between Phoenix heartbeats per connection (raw: WebSocket pings, so a server's idle timeout does not close a long run; 0 = none).")
+    @Option(
+        help:
+            "Seconds between Phoenix heartbeats per connection (raw: WebSocket pings, so a server's idle timeout does not close a long run; 0 = none)."
+    )
     var heartbeat = 30.0
 
     @Option(help: "Seconds allowed for each TCP connect, and again for the upgrade and join.")
@@ -94,7 +101,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Publish URL (http://, loopback only). Default: POST /api/broadcast on the subscriber URL's host and port.")
     var publishURL: String?
 
-    @Option(help: "Request body; each {{payload}} and {{topic}} is replaced. Default: the Switchboard API envelope {\"topic\":\"{{topic}}\",\"event\":\"bench\",\"payload\":{{payload}}}, or just {{payload}} with --publish-url.")
+    @Option(
+        help:
+            "Request body; each {{payload}} and {{topic}} is replaced. Default: the Switchboard API envelope {\"topic\":\"{{topic}}\",\"event\":\"bench\",\"payload\":{{payload}}}, or just {{payload}} with --publish-url."
+    )
     var publishBody: String?
 
     @Option(help: "Content-Type of publish requests.")
@@ -115,10 +125,16 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Payload size in bytes: the JSON object {\"seq\",\"c\",\"cs\",\"t\",\"pad\"} padded to this size.")
     var payloadSize = 100
 
-    @Option(help: "Share of subscribers (0 ≤ F < 1) that stop reading when publishing starts: slow consumers, left out of the delivery numbers; the report says whether the server closed them.")
+    @Option(
+        help:
+            "Share of subscribers (0 ≤ F < 1) that stop reading when publishing starts: slow consumers, left out of the delivery numbers; the report says whether the server closed them."
+    )
     var slowFraction = 0.0
 
-    @Option(help: "Many small topics (v2/v1): each subscriber joins <topic>:u<i> and its group's <topic>:g<i/G>; messages go to random topics (0 = off: one topic for all).")
+    @Option(
+        help:
+            "Many small topics (v2/v1): each subscriber joins <topic>:u<i> and its group's <topic>:g<i/G>; messages go to random topics (0 = off: one topic for all)."
+    )
     var topicGroups = 0
 
     @Option(help: "With --topic-groups: share of messages that go to a group topic (the rest go to personal topics).")
@@ -139,7 +155,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "The server's process id: report its CPU seconds and RSS from /proc (its child processes included, e.g. nginx workers).")
     var serverPid: Int32?
 
-    @Option(help: "Event loop threads for the subscribers (default: half the cores, at least 1: the server shares the machine). The publisher has one more thread of its own.")
+    @Option(
+        help:
+            "Event loop threads for the subscribers (default: half the cores, at least 1: the server shares the machine). The publisher has one more thread of its own."
+    )
     var threads: Int?
 
     @Flag(help: "Exit with status 1 when anything was lost, duplicated, out of order, refused, or failed to connect.")
@@ -186,9 +205,15 @@ struct BenchCommand: ParsableCommand {
         }
         let threadCount = threads ?? max(1, System.coreCount / 2)
         let subscriberConfiguration = SubscriberConfiguration(
-            wireProtocol: wireProtocol, url: subscriberURL, topic: topic, joinPayload: joinPayload,
-            heartbeatInterval: wireProtocol == .sse ? 0 : heartbeat, handshakeTimeout: connectTimeout,
-            publisherConnections: publishConnections, topicLayout: topicLayout, slowFraction: slowFraction
+            wireProtocol: wireProtocol,
+            url: subscriberURL,
+            topic: topic,
+            joinPayload: joinPayload,
+            heartbeatInterval: wireProtocol == .sse ? 0 : heartbeat,
+            handshakeTimeout: connectTimeout,
+            publisherConnections: publishConnections,
+            topicLayout: topicLayout,
+            slowFraction: slowFraction
         )
         let publisherConfiguration = try makePublisherConfiguration(subscriberURL: subscriberURL)
         if let serverPid, ProcessStats.sample(pid: serverPid) == nil {
@@ -212,11 +237,20 @@ struct BenchCommand: ParsableCommand {
             try? publisherGroup.syncShutdownGracefully()
         }
         let pool = try SubscriberPool(
-            group: group, configuration: subscriberConfiguration, counters: counters,
-            sourceAddresses: sourceAddresses, connectTimeout: connectTimeout
+            group: group,
+            configuration: subscriberConfiguration,
+            counters: counters,
+            sourceAddresses: sourceAddresses,
+            connectTimeout: connectTimeout
         )
         let context = RunContext(
-            command: self, subscriberURL: subscriberURL, threads: threadCount, counters: counters, group: group, publisherGroup: publisherGroup, pool: pool,
+            command: self,
+            subscriberURL: subscriberURL,
+            threads: threadCount,
+            counters: counters,
+            group: group,
+            publisherGroup: publisherGroup,
+            pool: pool,
             publisherConfiguration: publisherConfiguration
         )
         let passed = idle ? try runIdle(context) : try runFanOut(context)
@@ -236,9 +270,20 @@ struct BenchCommand: ParsableCommand {
         }
         let key = apiKey ?? getenv("SWITCHBOARD_API_KEY").map { String(cString: $0) }
         return try PublisherConfiguration(
-            url: publishTarget, bodyTemplate: body, topic: topic, apiKey: key, contentType: contentType, rate: rate,
-            duration: duration, messageLimit: messages, connections: publishConnections, pipeline: pipeline, payloadSize: payloadSize,
-            responseTimeout: responseTimeout, connectTimeout: connectTimeout, topicLayout: idle ? nil : topicLayout
+            url: publishTarget,
+            bodyTemplate: body,
+            topic: topic,
+            apiKey: key,
+            contentType: contentType,
+            rate: rate,
+            duration: duration,
+            messageLimit: messages,
+            connections: publishConnections,
+            pipeline: pipeline,
+            payloadSize: payloadSize,
+            responseTimeout: responseTimeout,
+            connectTimeout: connectTimeout,
+            topicLayout: idle ? nil : topicLayout
         )
     }
 
@@ -251,7 +296,10 @@ struct BenchCommand: ParsableCommand {
     /// peer): the bench must always exit.
     private func startWatchdog() {
         let connectPhase = Double(subscribers) / ramp * 3 + 4 * connectTimeout + 30
-        let rest = idle ? duration + 10 : connectTimeout + duration + responseTimeout + drainTimeout + 10 + (slowFraction > 0 ? SlowConsumerReport.probeSeconds : 0)
+        let rest =
+            idle
+            ? duration + 10
+            : connectTimeout + duration + responseTimeout + drainTimeout + 10 + (slowFraction > 0 ? SlowConsumerReport.probeSeconds : 0)
         let limit = connectPhase + rest + 60
         DispatchQueue.global().asyncAfter(deadline: .now() + limit) {
             Output.warn("still running after \(Int(limit)) s; giving up")

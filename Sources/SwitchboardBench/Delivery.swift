@@ -41,7 +41,9 @@ struct Delivery {
             guard key + 3 <= count else { break }
             switch bytes[key] {
             case UInt8(ascii: "s"):
-                if key + 5 <= count, bytes[key + 1] == UInt8(ascii: "e"), bytes[key + 2] == UInt8(ascii: "q"), bytes[key + 3] == 0x22, bytes[key + 4] == UInt8(ascii: ":") {
+                if key + 5 <= count, bytes[key + 1] == UInt8(ascii: "e"), bytes[key + 2] == UInt8(ascii: "q"), bytes[key + 3] == 0x22,
+                    bytes[key + 4] == UInt8(ascii: ":")
+                {
                     id = number(at: key + 5, in: bytes, end: &index)
                 }
             case UInt8(ascii: "c"):
@@ -62,7 +64,10 @@ struct Delivery {
         }
         guard let id, let connection, let sequence, let sentAt else { return nil }
         return Delivery(
-            id: Int(truncatingIfNeeded: id), connection: Int(truncatingIfNeeded: connection), connectionSequence: Int(truncatingIfNeeded: sequence), sentAt: sentAt,
+            id: Int(truncatingIfNeeded: id),
+            connection: Int(truncatingIfNeeded: connection),
+            connectionSequence: Int(truncatingIfNeeded: sequence),
+            sentAt: sentAt,
             topic: topic.map { Int(truncatingIfNeeded: $0) } ?? -1
         )
     }

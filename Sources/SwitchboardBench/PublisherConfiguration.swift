@@ -38,15 +38,29 @@ struct PublisherConfiguration: Sendable {
     var connectTimeout: Double
 
     init(
-        url: BenchURL, bodyTemplate: String, topic: String, apiKey: String?, contentType: String, rate: Double, duration: Double, messageLimit: Int?, connections: Int, pipeline: Int,
-        payloadSize: Int, responseTimeout: Double, connectTimeout: Double, topicLayout: TopicLayout? = nil
+        url: BenchURL,
+        bodyTemplate: String,
+        topic: String,
+        apiKey: String?,
+        contentType: String,
+        rate: Double,
+        duration: Double,
+        messageLimit: Int?,
+        connections: Int,
+        pipeline: Int,
+        payloadSize: Int,
+        responseTimeout: Double,
+        connectTimeout: Double,
+        topicLayout: TopicLayout? = nil
     ) throws {
         func jsonContent(_ text: String) -> String { String(JSONText.string(text).dropFirst().dropLast()) }
         if let topicLayout {
             (bodyParts, bodySlots) = bodyTemplate.splitAtPlaceholders()
             topicNames = (0..<topicLayout.topicCount).map { Array(jsonContent(topicLayout.name(of: $0)).utf8) }
         } else {
-            bodyParts = bodyTemplate.replacingTopic(jsonContent(topic)).split(separator: "{{payload}}", omittingEmptySubsequences: false).map { Array($0.utf8) }
+            bodyParts = bodyTemplate.replacingTopic(jsonContent(topic)).split(separator: "{{payload}}", omittingEmptySubsequences: false).map {
+                Array($0.utf8)
+            }
             bodySlots = Array(repeating: .payload, count: bodyParts.count - 1)
             topicNames = []
         }

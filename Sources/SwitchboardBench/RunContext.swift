@@ -21,8 +21,11 @@ struct RunContext {
     /// Opens and joins the subscribers; prints the connect line.
     func connectSubscribers() -> SubscriberPool.RampResult {
         let ramp = pool.rampUp(
-            count: command.subscribers, rate: command.ramp, maxPending: command.maxPending,
-            handshakeTimeout: command.connectTimeout, progress: progress
+            count: command.subscribers,
+            rate: command.ramp,
+            maxPending: command.maxPending,
+            handshakeTimeout: command.connectTimeout,
+            progress: progress
         )
         let joined = counters.joined.load(ordering: .relaxed)
         let failed = counters.failed.load(ordering: .relaxed)

@@ -32,8 +32,15 @@ struct SubscriberConfiguration: Sendable {
     private var joinPayload: String
 
     init(
-        wireProtocol: WireProtocol, url: BenchURL, topic: String, joinPayload: String, heartbeatInterval: Double, handshakeTimeout: Double, publisherConnections: Int,
-        topicLayout: TopicLayout? = nil, slowFraction: Double = 0
+        wireProtocol: WireProtocol,
+        url: BenchURL,
+        topic: String,
+        joinPayload: String,
+        heartbeatInterval: Double,
+        handshakeTimeout: Double,
+        publisherConnections: Int,
+        topicLayout: TopicLayout? = nil,
+        slowFraction: Double = 0
     ) {
         self.wireProtocol = wireProtocol
         self.url = url

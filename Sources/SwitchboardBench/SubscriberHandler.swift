@@ -100,7 +100,9 @@ final class SubscriberHandler: ChannelInboundHandler {
             if self.state != .upgrading {
                 self.fail("no join reply in time")
             } else {
-                self.fail(self.configuration.wireProtocol == .sse ? "no answer to the event-stream request in time" : "no 101 answer to the upgrade in time")
+                self.fail(
+                    self.configuration.wireProtocol == .sse ? "no answer to the event-stream request in time" : "no 101 answer to the upgrade in time"
+                )
             }
         }
         context.fireChannelActive()
@@ -278,7 +280,11 @@ final class SubscriberHandler: ChannelInboundHandler {
             }
             if let context {
                 var answer = context.channel.allocator.buffer(capacity: 8)
-                WebSocketFrame.writeMasked(opcode: WebSocketFrame.close, payload: code.map { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } ?? [], into: &answer)
+                WebSocketFrame.writeMasked(
+                    opcode: WebSocketFrame.close,
+                    payload: code.map { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } ?? [],
+                    into: &answer
+                )
                 context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
                 context.close(promise: nil)
             }

@@ -1,10 +1,11 @@
+import NIOCore
+import NIOPosix
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOCore
-import NIOPosix
 
 /// The subscriber connections, spread round-robin over the event loops and source addresses.
 struct SubscriberPool: Sendable {
@@ -17,7 +18,13 @@ struct SubscriberPool: Sendable {
     let sources: [SocketAddress?]
     let connectTimeout: Double
 
-    init(group: MultiThreadedEventLoopGroup, configuration: SubscriberConfiguration, counters: BenchCounters, sourceAddresses: Int, connectTimeout: Double) throws {
+    init(
+        group: MultiThreadedEventLoopGroup,
+        configuration: SubscriberConfiguration,
+        counters: BenchCounters,
+        sourceAddresses: Int,
+        connectTimeout: Double
+    ) throws {
         let loops = group.makeIterator().map { $0 }
         self.loops = loops
         self.stats = try loops.enumerated().map { index, loop in
@@ -41,13 +48,16 @@ struct SubscriberPool: Sendable {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(SubscriberHandler(configuration: configuration, stats: stats.value, counters: counters, index: index))
+                    try channel.pipeline.syncOperations.addHandler(
+                        SubscriberHandler(configuration: configuration, stats: stats.value, counters: counters, index: index)
+                    )
                 }
             }
         if let source = sources[index % sources.count] {
             // IP_BIND_ADDRESS_NO_PORT (24): pick the port at connect time, by the whole 4-tuple,
             // instead of reserving a port per source address at bind time.
-            bootstrap = bootstrap
+            bootstrap =
+                bootstrap
                 .channelOption(ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: 24)), value: 1)
                 .bind(to: source)
         }

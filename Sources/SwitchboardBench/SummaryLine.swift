@@ -16,7 +16,9 @@ struct SummaryLine {
     mutating func add(_ key: String, _ value: Int) { members.append("\(JSONText.string(key)):\(value)") }
     mutating func add(_ key: String, _ value: Int?) { members.append("\(JSONText.string(key)):\(value.map { String($0) } ?? "null")") }
     mutating func add(_ key: String, _ value: Double, digits: Int = 3) { members.append("\(JSONText.string(key)):\(Output.fixed(value, digits))") }
-    mutating func add(_ key: String, _ value: Double?, digits: Int = 3) { members.append("\(JSONText.string(key)):\(value.map { Output.fixed($0, digits) } ?? "null")") }
+    mutating func add(_ key: String, _ value: Double?, digits: Int = 3) {
+        members.append("\(JSONText.string(key)):\(value.map { Output.fixed($0, digits) } ?? "null")")
+    }
     mutating func add(_ key: String, _ value: String) { members.append("\(JSONText.string(key)):\(JSONText.string(value))") }
     mutating func add(_ key: String, _ value: Bool) { members.append("\(JSONText.string(key)):\(value)") }
 

@@ -11,7 +11,10 @@ import SwitchboardHummingbird
 struct Examples {
     static func main() async throws {
         let arguments = CommandLine.arguments.dropFirst()
-        let port = arguments.firstIndex(of: "--port").flatMap { arguments.index(after: $0) < arguments.endIndex ? Int(arguments[arguments.index(after: $0)]) : nil } ?? 8080
+        let port =
+            arguments.firstIndex(of: "--port").flatMap {
+                arguments.index(after: $0) < arguments.endIndex ? Int(arguments[arguments.index(after: $0)]) : nil
+            } ?? 8080
         if arguments.contains("smallest") {
             return try await smallestApp(port: port).runService()
         }

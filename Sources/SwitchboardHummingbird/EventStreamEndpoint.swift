@@ -60,7 +60,11 @@ struct EventStreamEndpoint: InterceptedEndpoint {
             case .refuse(let status, let reason):
                 interceptor.respond(ConnectRefusal(status: status, reason: reason ?? "connection refused"))
             case .accept(let id, let assigns):
-                let handler = EventStreamHandler(eventLoop: context.eventLoop, keepAlive: socket.configuration.eventStreamKeepAlive, logger: interceptor.logger)
+                let handler = EventStreamHandler(
+                    eventLoop: context.eventLoop,
+                    keepAlive: socket.configuration.eventStreamKeepAlive,
+                    logger: interceptor.logger
+                )
                 let loop = context.eventLoop
                 let connection = Connection(socketID: id, assigns: assigns, transport: "sse") { reason in
                     loop.execute { handler.close(reason) }
@@ -83,8 +87,12 @@ struct EventStreamEndpoint: InterceptedEndpoint {
                     switch outcome {
                     case .joined:
                         Self.open(
-                            handler, on: interceptor, retry: socket.configuration.eventStreamRetry, origin: origin,
-                            limit: OutboundLimit(maxQueuedBytes: socket.configuration.maxQueuedBytes), headOnly: head.method == .HEAD
+                            handler,
+                            on: interceptor,
+                            retry: socket.configuration.eventStreamRetry,
+                            origin: origin,
+                            limit: OutboundLimit(maxQueuedBytes: socket.configuration.maxQueuedBytes),
+                            headOnly: head.method == .HEAD
                         )
                     case .refused(let topic, let reason):
                         handler.abandon()
@@ -98,14 +106,22 @@ struct EventStreamEndpoint: InterceptedEndpoint {
     /// Answers with the stream's head and hands the connection to the stream's handler (for the
     /// Phoenix and the plain-channel streams). Returns whether the stream opened.
     @discardableResult
-    static func open(_ handler: EventStreamHandler, on interceptor: HTTPInterceptor, retry: TimeAmount, origin: String?, limit: OutboundLimit, headOnly: Bool) -> Bool {
+    static func open(
+        _ handler: EventStreamHandler,
+        on interceptor: HTTPInterceptor,
+        retry: TimeAmount,
+        origin: String?,
+        limit: OutboundLimit,
+        headOnly: Bool
+    ) -> Bool {
         // Shutdown began while the stream's connect or joins were decided: no new stream.
         guard !interceptor.isShuttingDown else {
             handler.abandon()
             interceptor.respondShuttingDown()
             return false
         }
-        var head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\nconnection: close\r\n"
+        var head =
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\nconnection: close\r\n"
         if let origin {
             head += "access-control-allow-origin: \(origin)\r\naccess-control-allow-credentials: true\r\nvary: origin\r\n"
         }

@@ -131,7 +131,8 @@ final class HTTPInterceptor: ChannelDuplexHandler, RemovableChannelHandler, @unc
     }
 
     private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) -> Route {
-        let isFirstRequest = (try? context.pipeline.syncOperations.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self)) != nil
+        let isFirstRequest =
+            (try? context.pipeline.syncOperations.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self)) != nil
         for (index, endpoint) in configuration.endpoints.enumerated() where endpoint.matches(head, isFirstRequest: isFirstRequest) {
             return .ours(endpoint: index, maxBodySize: endpoint.maxBodySize(head), drainsOversized: endpoint.drainsOversizedBody)
         }

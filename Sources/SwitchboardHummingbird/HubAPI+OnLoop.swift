@@ -28,7 +28,13 @@ struct PublishEndpoint: InterceptedEndpoint {
         do {
             try HubAPI.checkKey(authorization: head.headers.first(name: "Authorization"), key: api.apiKey)
             let count = try api.publish(body: body ?? ByteBuffer())
-            interceptor.respond(status: .accepted, headers: [], body: JSONWriter.buffer(HubAPI.published(count)), contentType: "application/json", close: false)
+            interceptor.respond(
+                status: .accepted,
+                headers: [],
+                body: JSONWriter.buffer(HubAPI.published(count)),
+                contentType: "application/json",
+                close: false
+            )
         } catch let error as APIError {
             Self.respond(error, interceptor: interceptor)
         } catch {
@@ -37,10 +43,20 @@ struct PublishEndpoint: InterceptedEndpoint {
     }
 
     func answerTooLarge(_ head: HTTPRequestHead, close: Bool, interceptor: HTTPInterceptor) {
-        Self.respond(APIError(.contentTooLarge, "body_too_large", "request body over \(api.maxBodySize) bytes"), interceptor: interceptor, close: close)
+        Self.respond(
+            APIError(.contentTooLarge, "body_too_large", "request body over \(api.maxBodySize) bytes"),
+            interceptor: interceptor,
+            close: close
+        )
     }
 
     static func respond(_ error: APIError, interceptor: HTTPInterceptor, close: Bool = false) {
-        interceptor.respond(status: HTTPResponseStatus(statusCode: error.status.code), headers: [], body: JSONWriter.buffer(error.body), contentType: "application/json", close: close)
+        interceptor.respond(
+            status: HTTPResponseStatus(statusCode: error.status.code),
+            headers: [],
+            body: JSONWriter.buffer(error.body),
+            contentType: "application/json",
+            close: close
+        )
     }
 }

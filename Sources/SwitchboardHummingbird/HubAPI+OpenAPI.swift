@@ -19,7 +19,9 @@ extension HubAPI {
             "required": ["topic", "event"],
             "properties": [
                 "topic": ["type": "string", "minLength": 1, "examples": ["room:lobby"]],
-                "event": ["type": "string", "minLength": 1, "description": "Any name but `phx_*` and `disconnect` (reserved).", "examples": ["new_msg"]],
+                "event": [
+                    "type": "string", "minLength": 1, "description": "Any name but `phx_*` and `disconnect` (reserved).", "examples": ["new_msg"],
+                ],
                 "payload": ["type": "object", "description": "A JSON object; `{}` when left out.", "examples": [["body": "hello"]]],
             ],
         ]
@@ -28,7 +30,8 @@ extension HubAPI {
             "info": [
                 "title": "Switchboard HTTP API",
                 "version": "1.0.0",
-                "description": "Publish to topics, inspect them and disconnect users. Broadcasts reach every subscriber of the topic whatever its transport (Phoenix WebSocket, plain WebSocket, Server-Sent Events, long-poll), on every node when the Redis broker is on.",
+                "description":
+                    "Publish to topics, inspect them and disconnect users. Broadcasts reach every subscriber of the topic whatever its transport (Phoenix WebSocket, plain WebSocket, Server-Sent Events, long-poll), on every node when the Redis broker is on.",
             ],
             "security": [["apiKey": []]],
             "paths": [
@@ -38,48 +41,85 @@ extension HubAPI {
                         "operationId": "broadcast",
                         "requestBody": [
                             "required": true,
-                            "content": ["application/json": ["schema": ["oneOf": [
-                                ["$ref": "#/components/schemas/Message"],
-                                ["type": "object", "required": ["messages"], "properties": ["messages": ["type": "array", "maxItems": 1000, "items": ["$ref": "#/components/schemas/Message"]]]],
-                            ]]]],
+                            "content": [
+                                "application/json": [
+                                    "schema": [
+                                        "oneOf": [
+                                            ["$ref": "#/components/schemas/Message"],
+                                            [
+                                                "type": "object", "required": ["messages"],
+                                                "properties": [
+                                                    "messages": [
+                                                        "type": "array", "maxItems": 1000, "items": ["$ref": "#/components/schemas/Message"],
+                                                    ]
+                                                ],
+                                            ],
+                                        ]
+                                    ]
+                                ]
+                            ],
                         ],
                         "responses": [
-                            "202": jsonResponse("Handed over for delivery.", ["type": "object", "required": ["published"], "properties": ["published": ["type": "integer"]]]),
+                            "202": jsonResponse(
+                                "Handed over for delivery.",
+                                ["type": "object", "required": ["published"], "properties": ["published": ["type": "integer"]]]
+                            ),
                             "400": errorResponse("The body is not a JSON object (`invalid_json`)."),
                             "401": unauthorized,
                             "413": errorResponse("Body or batch too large (`body_too_large`, `batch_too_large`)."),
-                            "422": errorResponse("Invalid fields (`invalid_request`, `reserved_event`), or a topic the server does not serve (`unknown_namespace`)."),
+                            "422": errorResponse(
+                                "Invalid fields (`invalid_request`, `reserved_event`), or a topic the server does not serve (`unknown_namespace`)."
+                            ),
                         ],
-                    ],
+                    ]
                 ],
                 "/api/topics": [
                     "get": [
                         "summary": "Topics with subscribers and their counts (cluster totals with the Redis broker, else this node).",
                         "operationId": "listTopics",
                         "responses": [
-                            "200": jsonResponse("The topics.", ["type": "object", "required": ["topics"], "properties": ["topics": ["type": "array", "items": ["$ref": "#/components/schemas/TopicCount"]]]]),
+                            "200": jsonResponse(
+                                "The topics.",
+                                [
+                                    "type": "object", "required": ["topics"],
+                                    "properties": ["topics": ["type": "array", "items": ["$ref": "#/components/schemas/TopicCount"]]],
+                                ]
+                            ),
                             "401": unauthorized,
                         ],
-                    ],
+                    ]
                 ],
                 "/api/topics/{topic}": [
                     "get": [
                         "summary": "One topic's subscriber count (0 when nobody listens).",
                         "operationId": "getTopic",
-                        "parameters": [["name": "topic", "in": "path", "required": true, "description": "The topic, percent-encoded (`room%3Alobby`) or not.", "schema": ["type": "string"]]],
+                        "parameters": [
+                            [
+                                "name": "topic", "in": "path", "required": true, "description": "The topic, percent-encoded (`room%3Alobby`) or not.",
+                                "schema": ["type": "string"],
+                            ]
+                        ],
                         "responses": [
                             "200": jsonResponse("The count.", ["$ref": "#/components/schemas/TopicCount"]),
                             "401": unauthorized,
                         ],
-                    ],
+                    ]
                 ],
                 "/api/disconnect": [
                     "post": [
-                        "summary": "Close every connection of a user (socket id `user_socket:<user>`) or of a socket id, on every node; clients get close 1001 and reconnect.",
+                        "summary":
+                            "Close every connection of a user (socket id `user_socket:<user>`) or of a socket id, on every node; clients get close 1001 and reconnect.",
                         "operationId": "disconnect",
                         "requestBody": [
                             "required": true,
-                            "content": ["application/json": ["schema": ["type": "object", "properties": ["user": ["type": "string"], "socket_id": ["type": "string"]], "description": "Give `user` or `socket_id`."]]],
+                            "content": [
+                                "application/json": [
+                                    "schema": [
+                                        "type": "object", "properties": ["user": ["type": "string"], "socket_id": ["type": "string"]],
+                                        "description": "Give `user` or `socket_id`.",
+                                    ]
+                                ]
+                            ],
                         ],
                         "responses": [
                             "202": jsonResponse("Sent.", ["type": "object"]),
@@ -87,7 +127,7 @@ extension HubAPI {
                             "401": unauthorized,
                             "422": errorResponse("Neither `user` nor `socket_id` (`invalid_request`)."),
                         ],
-                    ],
+                    ]
                 ],
                 "/api/openapi.json": [
                     "get": [
@@ -95,14 +135,17 @@ extension HubAPI {
                         "operationId": "openAPI",
                         "security": [],
                         "responses": ["200": ["description": "OpenAPI 3.1 JSON.", "content": ["application/json": [:]]]],
-                    ],
+                    ]
                 ],
                 "/metrics": [
                     "get": [
-                        "summary": "Prometheus text: connections by transport, joins, messages in, broadcasts, deliveries, slow-consumer disconnects, delivery latency histogram.",
+                        "summary":
+                            "Prometheus text: connections by transport, joins, messages in, broadcasts, deliveries, slow-consumer disconnects, delivery latency histogram.",
                         "operationId": "metrics",
-                        "responses": ["200": ["description": "Prometheus exposition format 0.0.4.", "content": ["text/plain": [:]]], "401": unauthorized],
-                    ],
+                        "responses": [
+                            "200": ["description": "Prometheus exposition format 0.0.4.", "content": ["text/plain": [:]]], "401": unauthorized,
+                        ],
+                    ]
                 ],
                 "/health": [
                     "get": [
@@ -110,18 +153,31 @@ extension HubAPI {
                         "operationId": "health",
                         "security": [],
                         "responses": ["200": ["description": "Up."]],
-                    ],
+                    ]
                 ],
             ],
             "components": [
-                "securitySchemes": ["apiKey": ["type": "http", "scheme": "bearer", "description": "The server's API key (`--api-key`, `SWITCHBOARD_API_KEY`, or the one logged at start)."]],
+                "securitySchemes": [
+                    "apiKey": [
+                        "type": "http", "scheme": "bearer",
+                        "description": "The server's API key (`--api-key`, `SWITCHBOARD_API_KEY`, or the one logged at start).",
+                    ]
+                ],
                 "schemas": [
                     "Message": message,
-                    "TopicCount": ["type": "object", "required": ["topic", "subscribers"], "properties": ["topic": ["type": "string"], "subscribers": ["type": "integer"]]],
+                    "TopicCount": [
+                        "type": "object", "required": ["topic", "subscribers"],
+                        "properties": ["topic": ["type": "string"], "subscribers": ["type": "integer"]],
+                    ],
                     "Error": [
                         "type": "object",
                         "required": ["error"],
-                        "properties": ["error": ["type": "object", "required": ["code", "message"], "properties": ["code": ["type": "string"], "message": ["type": "string"]]]],
+                        "properties": [
+                            "error": [
+                                "type": "object", "required": ["code", "message"],
+                                "properties": ["code": ["type": "string"], "message": ["type": "string"]],
+                            ]
+                        ],
                     ],
                 ],
             ],

@@ -72,7 +72,9 @@ public struct HubAPI: Sendable {
         let items: [JSONValue]
         if let messages = body["messages"] {
             guard let list = messages.arrayValue else { throw APIError(.unprocessableContent, "invalid_request", "messages must be an array") }
-            guard list.count <= maxBatchSize else { throw APIError(.contentTooLarge, "batch_too_large", "at most \(maxBatchSize) messages per request") }
+            guard list.count <= maxBatchSize else {
+                throw APIError(.contentTooLarge, "batch_too_large", "at most \(maxBatchSize) messages per request")
+            }
             items = list
         } else {
             items = [body]
@@ -81,9 +83,15 @@ public struct HubAPI: Sendable {
         var broadcasts: [Broadcast] = []
         for (index, item) in items.enumerated() {
             let at = items.count > 1 ? " (message \(index))" : ""
-            guard let topic = item["topic"]?.stringValue, !topic.isEmpty else { throw APIError(.unprocessableContent, "invalid_request", "topic must be a non-empty string\(at)") }
-            guard let event = item["event"]?.stringValue, !event.isEmpty else { throw APIError(.unprocessableContent, "invalid_request", "event must be a non-empty string\(at)") }
-            guard !event.hasPrefix("phx_"), event != PhoenixEvent.disconnect else { throw APIError(.unprocessableContent, "reserved_event", "event \(event) is reserved\(at)") }
+            guard let topic = item["topic"]?.stringValue, !topic.isEmpty else {
+                throw APIError(.unprocessableContent, "invalid_request", "topic must be a non-empty string\(at)")
+            }
+            guard let event = item["event"]?.stringValue, !event.isEmpty else {
+                throw APIError(.unprocessableContent, "invalid_request", "event must be a non-empty string\(at)")
+            }
+            guard !event.hasPrefix("phx_"), event != PhoenixEvent.disconnect else {
+                throw APIError(.unprocessableContent, "reserved_event", "event \(event) is reserved\(at)")
+            }
             try validateTopic?(topic)
             let payload = item["payload"] ?? .emptyObject
             guard payload.objectValue != nil else { throw APIError(.unprocessableContent, "invalid_request", "payload must be a JSON object\(at)") }
@@ -100,7 +108,9 @@ public struct HubAPI: Sendable {
     }
 
     func topics() async -> Response {
-        let topics = await counts().sorted { $0.key < $1.key }.map { JSONValue.object(["topic": .string($0.key), "subscribers": .int(Int64($0.value))]) }
+        let topics = await counts().sorted { $0.key < $1.key }.map {
+            JSONValue.object(["topic": .string($0.key), "subscribers": .int(Int64($0.value))])
+        }
         return Self.json(.ok, ["topics": .array(topics)])
     }
 

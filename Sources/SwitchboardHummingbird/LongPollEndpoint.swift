@@ -50,7 +50,12 @@ struct LongPollEndpoint: InterceptedEndpoint {
         let existing = token.flatMap { self.registry.session($0) }
         if head.method == .POST {
             guard let session = existing else { return answer(["status": 410]) }
-            return post(LongPollSession.messages(body ?? ByteBuffer(), contentType: head.headers.first(name: "Content-Type")), to: session, answer: answer, on: context.eventLoop)
+            return post(
+                LongPollSession.messages(body ?? ByteBuffer(), contentType: head.headers.first(name: "Content-Type")),
+                to: session,
+                answer: answer,
+                on: context.eventLoop
+            )
         }
         if let session = existing {
             return park(session, token: token ?? "", interceptor: interceptor)
@@ -69,14 +74,21 @@ struct LongPollEndpoint: InterceptedEndpoint {
             case .accept(let id, let assigns):
                 let newToken = registry.newToken()
                 let transport = LongPollSession(
-                    token: newToken, eventLoop: context.eventLoop, serializer: serializer, registry: registry,
-                    window: socket.configuration.longPollWindow, maxQueuedBytes: socket.configuration.maxQueuedBytes, logger: interceptor.logger
+                    token: newToken,
+                    eventLoop: context.eventLoop,
+                    serializer: serializer,
+                    registry: registry,
+                    window: socket.configuration.longPollWindow,
+                    maxQueuedBytes: socket.configuration.maxQueuedBytes,
+                    logger: interceptor.logger
                 )
                 let loop = context.eventLoop
                 let connection = Connection(socketID: id, assigns: assigns, transport: "longpoll") { reason in
                     loop.execute { transport.close(reason) }
                 }
-                transport.start(PhoenixSession(socket: socket, transport: transport, serializer: serializer, connection: connection, logger: interceptor.logger))
+                transport.start(
+                    PhoenixSession(socket: socket, transport: transport, serializer: serializer, connection: connection, logger: interceptor.logger)
+                )
                 registry.add(transport)
                 answer(["status": 410, "token": .string(newToken), "messages": []])
             }
@@ -84,7 +96,12 @@ struct LongPollEndpoint: InterceptedEndpoint {
     }
 
     /// Hands a POST's messages to the session on its loop, and answers with the outcome.
-    private func post(_ messages: [LongPollSession.Message], to session: LongPollSession, answer: @escaping (JSONValue) -> Void, on replyLoop: any EventLoop) {
+    private func post(
+        _ messages: [LongPollSession.Message],
+        to session: LongPollSession,
+        answer: @escaping (JSONValue) -> Void,
+        on replyLoop: any EventLoop
+    ) {
         let respondOnLoop = NIOLoopBound(answer, eventLoop: replyLoop)
         session.eventLoop.execute {
             var result: JSONValue = ["status": 200]
@@ -114,27 +131,30 @@ struct LongPollEndpoint: InterceptedEndpoint {
     private func park(_ session: LongPollSession, token: String, interceptor: HTTPInterceptor) {
         guard let context = interceptor.context else { return }
         let replyLoop = context.eventLoop
-        let respondOnLoop = NIOLoopBound({ (result: LongPollSession.PollAnswer) in
-            guard interceptor.context != nil else { return }
-            switch result {
-            case .gone:
-                interceptor.respond(status: .ok, headers: Self.cors, json: ["status": 410])
-            case .noContent:
-                interceptor.respond(status: .ok, headers: Self.cors, json: ["status": 204, "token": .string(token), "messages": []])
-            case .messages(let messages):
-                // The messages are JSON string literals already: splice them in.
-                var body = ByteBuffer()
-                body.writeString("{\"status\":200,\"token\":")
-                JSONWriter.writeString(token, into: &body)
-                body.writeString(",\"messages\":[")
-                for (index, var message) in messages.enumerated() {
-                    if index > 0 { body.writeString(",") }
-                    body.writeBuffer(&message)
+        let respondOnLoop = NIOLoopBound(
+            { (result: LongPollSession.PollAnswer) in
+                guard interceptor.context != nil else { return }
+                switch result {
+                case .gone:
+                    interceptor.respond(status: .ok, headers: Self.cors, json: ["status": 410])
+                case .noContent:
+                    interceptor.respond(status: .ok, headers: Self.cors, json: ["status": 204, "token": .string(token), "messages": []])
+                case .messages(let messages):
+                    // The messages are JSON string literals already: splice them in.
+                    var body = ByteBuffer()
+                    body.writeString("{\"status\":200,\"token\":")
+                    JSONWriter.writeString(token, into: &body)
+                    body.writeString(",\"messages\":[")
+                    for (index, var message) in messages.enumerated() {
+                        if index > 0 { body.writeString(",") }
+                        body.writeBuffer(&message)
+                    }
+                    body.writeString("]}")
+                    interceptor.respond(status: .ok, headers: Self.cors, body: body, contentType: "application/json; charset=utf-8", close: false)
                 }
-                body.writeString("]}")
-                interceptor.respond(status: .ok, headers: Self.cors, body: body, contentType: "application/json; charset=utf-8", close: false)
-            }
-        }, eventLoop: replyLoop)
+            },
+            eventLoop: replyLoop
+        )
         let abandoned = NIOLoopBoundBox(false, eventLoop: replyLoop)
         interceptor.onInactive = {
             abandoned.value = true

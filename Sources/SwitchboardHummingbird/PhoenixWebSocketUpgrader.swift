@@ -1,11 +1,11 @@
 import Foundation
+import HTTPTypes
+import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
-import HTTPTypes
-import Hummingbird
 import NIOWebSocket
 import Switchboard
 import SwitchboardTransports
@@ -26,7 +26,11 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
     let decision: NIOLoopBoundBox<UpgradeDecision?>
     let logger: Logger
 
-    func buildUpgradeResponse(channel: any Channel, upgradeRequest head: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+    func buildUpgradeResponse(
+        channel: any Channel,
+        upgradeRequest head: HTTPRequestHead,
+        initialResponseHeaders: HTTPHeaders
+    ) -> EventLoopFuture<HTTPHeaders> {
         let loop = channel.eventLoop
         let path = QueryString.split(uri: head.uri).path
         guard let socket = sockets.first(where: { $0.path + "/websocket" == path })?.socket else {
@@ -80,7 +84,11 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
     }
 
     /// Asks the plain-channel router about a path that is not a Phoenix socket.
-    private func buildPlainUpgradeResponse(channel: any Channel, head: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+    private func buildPlainUpgradeResponse(
+        channel: any Channel,
+        head: HTTPRequestHead,
+        initialResponseHeaders: HTTPHeaders
+    ) -> EventLoopFuture<HTTPHeaders> {
         let loop = channel.eventLoop
         // NIO's upgrade handler does not hand a request it tried to upgrade on to the HTTP
         // pipeline, so every upgrade we do not take is answered here (404, 400, or the refusal).
@@ -91,7 +99,8 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         guard let plainResponder, let request = try? HTTPRequest(head, secure: false, splitCookie: false) else {
             return notFound()
         }
-        guard head.method == .GET, let key = head.headers.first(name: "Sec-WebSocket-Key"), head.headers.first(name: "Sec-WebSocket-Version") == "13" else {
+        guard head.method == .GET, let key = head.headers.first(name: "Sec-WebSocket-Key"), head.headers.first(name: "Sec-WebSocket-Version") == "13"
+        else {
             decision.value = .refused(ConnectRefusal(status: 400, reason: "invalid WebSocket upgrade request"))
             return loop.makeFailedFuture(UpgradeRefused())
         }
@@ -115,7 +124,12 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
 
     /// Runs the plain-channel router on a request (WebSocket upgrade or event stream): the route
     /// that matches records its decision; nil when no route matched.
-    static func askPlainRoutes(_ responder: @escaping PlainUpgradeResponder, request: HTTPRequest, channel: any Channel, logger: Logger) -> EventLoopFuture<UpgradeDecision?> {
+    static func askPlainRoutes(
+        _ responder: @escaping PlainUpgradeResponder,
+        request: HTTPRequest,
+        channel: any Channel,
+        logger: Logger
+    ) -> EventLoopFuture<UpgradeDecision?> {
         let box = PlainUpgradeDecisionBox()
         let source = PlainUpgradeContext.Source(logger: logger, decision: box, peerAddress: ConnectRequest.peerAddress(channel))
         let promise = channel.eventLoop.makePromise(of: UpgradeDecision?.self)
@@ -132,7 +146,11 @@ struct PhoenixWebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
 
     /// Installs the WebSocket handlers at `position` (the interceptor upgrades a later request
     /// of a kept-alive connection in front of the HTTP server's handlers).
-    func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead, position: ChannelPipeline.SynchronousOperations.Position) -> EventLoopFuture<SwitchboardUpgradeResult> {
+    func upgrade(
+        channel: any Channel,
+        upgradeRequest: HTTPRequestHead,
+        position: ChannelPipeline.SynchronousOperations.Position
+    ) -> EventLoopFuture<SwitchboardUpgradeResult> {
         if case .plain(let configuration, let assigns, let makeSession) = decision.value {
             return channel.eventLoop.makeCompletedFuture {
                 try WebSocketConnection.install(

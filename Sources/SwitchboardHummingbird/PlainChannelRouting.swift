@@ -76,7 +76,11 @@ extension RouterMethods where Context == PlainUpgradeContext {
         handler: Handler
     ) -> Self {
         get(path) { request, context -> Response in
-            var built = ConnectRequest(uri: request.uri.description, headers: request.headers.map { (name: $0.name.canonicalName, value: $0.value) }, peerAddress: context.peerAddress)
+            var built = ConnectRequest(
+                uri: request.uri.description,
+                headers: request.headers.map { (name: $0.name.canonicalName, value: $0.value) },
+                peerAddress: context.peerAddress
+            )
             for (key, value) in context.parameters { built.parameters[String(key)] = String(value) }
             let connectRequest = built
             let decision: UpgradeDecision
@@ -86,10 +90,18 @@ extension RouterMethods where Context == PlainUpgradeContext {
             case .accept(let clientContext):
                 let logger = context.logger
                 decision = .plain(configuration, assigns: PlainChannel.assigns(for: clientContext)) { transport, connection in
-                    let format = transport.isUnidirectional ? configuration.eventStreamFormat : configuration.chooseFormat?(connectRequest) ?? configuration.format
+                    let format =
+                        transport.isUnidirectional
+                        ? configuration.eventStreamFormat : configuration.chooseFormat?(connectRequest) ?? configuration.format
                     return handler.makeSession(
-                        context: clientContext, request: connectRequest, channel: channel, transport: transport, connection: connection,
-                        format: format, maxPendingMessages: configuration.maxPendingMessages, logger: logger
+                        context: clientContext,
+                        request: connectRequest,
+                        channel: channel,
+                        transport: transport,
+                        connection: connection,
+                        format: format,
+                        maxPendingMessages: configuration.maxPendingMessages,
+                        logger: logger
                     )
                 }
             }

@@ -23,13 +23,19 @@ struct PlainEventStreamEndpoint: InterceptedEndpoint {
             return interceptor.respond(status: .badRequest, json: ["error": "invalid request"])
         }
         let origin = head.headers.first(name: "Origin")
-        PhoenixWebSocketUpgrader.askPlainRoutes(responder, request: request, channel: context.channel, logger: interceptor.logger).whenSuccess { decision in
+        PhoenixWebSocketUpgrader.askPlainRoutes(responder, request: request, channel: context.channel, logger: interceptor.logger).whenSuccess {
+            decision in
             guard let context = interceptor.context else { return }
             switch decision {
             case .plain where interceptor.isShuttingDown:
                 interceptor.respondShuttingDown()
             case .plain(let configuration, let assigns, let makeSession) where configuration.eventStreams:
-                let handler = EventStreamHandler(eventLoop: context.eventLoop, format: configuration.eventStreamFormat, keepAlive: configuration.eventStreamKeepAlive, logger: interceptor.logger)
+                let handler = EventStreamHandler(
+                    eventLoop: context.eventLoop,
+                    format: configuration.eventStreamFormat,
+                    keepAlive: configuration.eventStreamKeepAlive,
+                    logger: interceptor.logger
+                )
                 let loop = context.eventLoop
                 let connection = Connection(socketID: nil, assigns: assigns, transport: "sse") { reason in
                     loop.execute { handler.close(reason) }
@@ -37,8 +43,12 @@ struct PlainEventStreamEndpoint: InterceptedEndpoint {
                 let session = makeSession(handler, connection)
                 handler.attach(session)
                 if EventStreamEndpoint.open(
-                    handler, on: interceptor, retry: configuration.eventStreamRetry, origin: origin,
-                    limit: OutboundLimit(maxQueuedBytes: configuration.maxQueuedBytes), headOnly: false
+                    handler,
+                    on: interceptor,
+                    retry: configuration.eventStreamRetry,
+                    origin: origin,
+                    limit: OutboundLimit(maxQueuedBytes: configuration.maxQueuedBytes),
+                    headOnly: false
                 ) {
                     session.start()
                 }

@@ -44,8 +44,13 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
     }
 
     init(
-        responder: @escaping HTTPChannelHandler.Responder, sockets: [String: PhoenixSocket], eventStreams: [String: PhoenixSocket], plainResponder: PlainUpgradeResponder?,
-        api: HubAPI? = nil, http1: HTTP1Channel.Configuration, limits: HTTPConnectionLimits = .init()
+        responder: @escaping HTTPChannelHandler.Responder,
+        sockets: [String: PhoenixSocket],
+        eventStreams: [String: PhoenixSocket],
+        plainResponder: PlainUpgradeResponder?,
+        api: HubAPI? = nil,
+        http1: HTTP1Channel.Configuration,
+        limits: HTTPConnectionLimits = .init()
     ) {
         self.responder = responder
         self.sockets = sockets.map { (path: Self.mountPath($0.key), socket: $0.value) }
@@ -81,7 +86,9 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                         try channel.pipeline.syncOperations.addHandlers(http1.additionalChannelHandlers())
                         // As Hummingbird's own HTTP1Channel does: `http1.idleTimeout` works through it.
-                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: http1.idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger))
+                        try channel.pipeline.syncOperations.addHandler(
+                            HTTPConnectionStateHandler(idleTimeout: http1.idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger)
+                        )
                         let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel,
                             configuration: .init(isOutboundHalfClosureEnabled: true)
@@ -124,7 +131,10 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             }
             let operations = channel.pipeline.syncOperations
             try operations.addHandler(observer, position: .before(try operations.handler(type: HTTPServerPipelineHandler.self)))
-            try operations.addHandler(interceptor, position: .before(try operations.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self)))
+            try operations.addHandler(
+                interceptor,
+                position: .before(try operations.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self))
+            )
             return Value(upgradeResult: outcome.futureResult, channel: channel)
         }
     }
@@ -188,7 +198,15 @@ extension HTTPServerBuilder {
             return { request, context in try await responder.respond(to: request, context: context) }
         }
         return .init { responder in
-            SwitchboardHTTPChannel(responder: responder, sockets: sockets, eventStreams: eventStreams, plainResponder: plainResponder, api: api, http1: http1, limits: limits)
+            SwitchboardHTTPChannel(
+                responder: responder,
+                sockets: sockets,
+                eventStreams: eventStreams,
+                plainResponder: plainResponder,
+                api: api,
+                http1: http1,
+                limits: limits
+            )
         }
     }
 }

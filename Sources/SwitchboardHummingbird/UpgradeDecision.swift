@@ -1,6 +1,6 @@
+import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
-import HTTPTypes
 import Switchboard
 
 /// What happened to an HTTP connection's first request.

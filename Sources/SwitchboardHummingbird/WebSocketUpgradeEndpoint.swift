@@ -44,14 +44,20 @@ struct WebSocketUpgradeEndpoint: InterceptedEndpoint {
             }
     }
 
-    private static func switchProtocols(_ head: HTTPRequestHead, headers: HTTPHeaders, upgrader: PhoenixWebSocketUpgrader, interceptor: HTTPInterceptor) {
+    private static func switchProtocols(
+        _ head: HTTPRequestHead,
+        headers: HTTPHeaders,
+        upgrader: PhoenixWebSocketUpgrader,
+        interceptor: HTTPInterceptor
+    ) {
         guard let context = interceptor.context else { return }
         let response = HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))
         context.writeAndFlush(NIOAny(response), promise: nil)
         do {
             try interceptor.takeOver { pipeline, context in
                 let channel = context.channel
-                upgrader.upgrade(channel: channel, upgradeRequest: head, position: .after(interceptor)).whenFailure { _ in channel.close(promise: nil) }
+                upgrader.upgrade(channel: channel, upgradeRequest: head, position: .after(interceptor)).whenFailure { _ in channel.close(promise: nil)
+                }
                 if let state = try? pipeline.handler(type: HTTPConnectionStateHandler.self) {
                     pipeline.removeHandler(state, promise: nil)  // it would close the connection as idle
                 }

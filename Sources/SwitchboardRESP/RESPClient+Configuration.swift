@@ -66,7 +66,9 @@ extension RESPClient {
                 }
             } else if let colon = rest.lastIndex(of: ":") {
                 host = String(rest[..<colon])
-                guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else { throw RESPURLError(url: url, reason: "invalid port") }
+                guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else {
+                    throw RESPURLError(url: url, reason: "invalid port")
+                }
                 port = p
             } else {
                 host = String(rest)

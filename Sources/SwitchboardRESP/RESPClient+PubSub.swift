@@ -69,7 +69,13 @@ extension RESPClient {
             if let clientError = error as? RESPClientError, clientError.code == .connectionLost || clientError.code == .notConnected { return }
             logger.warning("Redis pub/sub command failed", metadata: ["redis.command": "\(name)", "error": "\(error)"])
         }
-        write([RESPRequest(command: RESPCommand(name, arguments: targets.map { .string($0) }), promise: promise, deadline: NIODeadline.now() + configuration.commandTimeout)])
+        write([
+            RESPRequest(
+                command: RESPCommand(name, arguments: targets.map { .string($0) }),
+                promise: promise,
+                deadline: NIODeadline.now() + configuration.commandTimeout
+            )
+        ])
     }
 
     /// On the loop: a push from the server. Messages go to the handlers of their channel or pattern.

@@ -56,7 +56,11 @@ public final class RESPClient: Sendable {
 
     /// - Parameters:
     ///   - eventLoop: the loop that owns the connection (one of the singleton group by default).
-    public init(configuration: Configuration = Configuration(), eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next(), logger: Logger = Logger(label: "switchboard.resp")) {
+    public init(
+        configuration: Configuration = Configuration(),
+        eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next(),
+        logger: Logger = Logger(label: "switchboard.resp")
+    ) {
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.logger = logger
@@ -136,12 +140,18 @@ public final class RESPClient: Sendable {
                 }
                 if Task.isCancelled { break }
                 counters.disconnections.add(1, ordering: .relaxed)
-                logger.warning("lost the connection to Redis; reconnecting", metadata: ["redis.address": "\(configuration.host):\(configuration.port)"])
+                logger.warning(
+                    "lost the connection to Redis; reconnecting",
+                    metadata: ["redis.address": "\(configuration.host):\(configuration.port)"]
+                )
             } catch {
                 if Task.isCancelled { break }
                 failures += 1
                 counters.failedAttempts.add(1, ordering: .relaxed)
-                logger.warning("cannot connect to Redis", metadata: ["redis.address": "\(configuration.host):\(configuration.port)", "error": "\(error)", "redis.attempt": "\(failures)"])
+                logger.warning(
+                    "cannot connect to Redis",
+                    metadata: ["redis.address": "\(configuration.host):\(configuration.port)", "error": "\(error)", "redis.attempt": "\(failures)"]
+                )
             }
             do {
                 try await Task.sleep(for: reconnectDelay(failures: failures))

@@ -128,7 +128,8 @@ extension RESPDecoder {
                 return .double(double)
             case UInt8(ascii: "("):
                 guard let range = try line() else { return nil }
-                let digits = range.first.map { bytes[$0] == UInt8(ascii: "-") || bytes[$0] == UInt8(ascii: "+") } == true ? range.dropFirst() : range[...]
+                let digits =
+                    range.first.map { bytes[$0] == UInt8(ascii: "-") || bytes[$0] == UInt8(ascii: "+") } == true ? range.dropFirst() : range[...]
                 guard !digits.isEmpty, digits.allSatisfy({ isDigit(bytes[$0]) }) else { throw fail("invalid big number", at: range.lowerBound) }
                 return .bigNumber(text(range))
             case UInt8(ascii: "$"):
@@ -141,7 +142,9 @@ extension RESPDecoder {
             case UInt8(ascii: "="):
                 guard let count = try length(allowNull: false, start: start) else { return nil }
                 guard let range = try blob(count) else { return nil }
-                guard range.count >= 4, bytes[range.lowerBound + 3] == UInt8(ascii: ":") else { throw fail("verbatim string without a format", at: range.lowerBound) }
+                guard range.count >= 4, bytes[range.lowerBound + 3] == UInt8(ascii: ":") else {
+                    throw fail("verbatim string without a format", at: range.lowerBound)
+                }
                 return .verbatimString(format: text(range.lowerBound..<range.lowerBound + 3), text: text(range.lowerBound + 4..<range.upperBound))
             case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"):
                 guard let count = try length(allowNull: type == UInt8(ascii: "*"), start: start) else { return nil }
@@ -260,7 +263,12 @@ extension RESPDecoder {
             default: break
             }
             // Only plain decimal notation: Swift's parser would also take hex floats and "infinity".
-            guard !s.isEmpty, s.utf8.allSatisfy({ isDigit($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) else {
+            guard !s.isEmpty,
+                s.utf8.allSatisfy({
+                    isDigit($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e")
+                        || $0 == UInt8(ascii: "E")
+                })
+            else {
                 return nil
             }
             return Double(s)

@@ -69,7 +69,11 @@ public final class RedisBroker: Broker, Service {
 
     /// - Parameters:
     ///   - nodeID: this node's id; unique in the cluster.
-    public init(nodeID: String = Hub.randomNodeID(), configuration: Configuration = Configuration(), logger: Logger = Logger(label: "switchboard.redis")) {
+    public init(
+        nodeID: String = Hub.randomNodeID(),
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "switchboard.redis")
+    ) {
         self.nodeID = nodeID
         self.configuration = configuration
         self.logger = logger
@@ -118,7 +122,9 @@ public final class RedisBroker: Broker, Service {
         }
         let command = RESPCommand("PUBLISH", arguments: [.string(channel(for: broadcast.topic)), .bytes(envelope)])
         let accepted = queue.withLock { queue -> Bool in
-            guard queue.messages.count < configuration.maxQueuedMessages, queue.bytes + envelope.readableBytes <= configuration.maxQueuedBytes else { return false }
+            guard queue.messages.count < configuration.maxQueuedMessages, queue.bytes + envelope.readableBytes <= configuration.maxQueuedBytes else {
+                return false
+            }
             queue.messages.append(command)
             queue.bytes += envelope.readableBytes
             return true
@@ -219,7 +225,10 @@ public final class RedisBroker: Broker, Service {
             return !queue.dropLogged
         }
         if first {
-            logger.warning("broadcasts are not reaching other nodes (delivered on this node only)", metadata: ["redis.reason": "\(reason)", "switchboard.node": "\(nodeID)"])
+            logger.warning(
+                "broadcasts are not reaching other nodes (delivered on this node only)",
+                metadata: ["redis.reason": "\(reason)", "switchboard.node": "\(nodeID)"]
+            )
         }
     }
 }

@@ -12,7 +12,14 @@ enum ServerApplication {
     /// - Parameters:
     ///   - redis: joins other nodes through Redis when given; one in-memory node otherwise.
     ///   - access: namespaces, JWT verification and allowed origins (`.builtIn`: the demo's rules).
-    static func makeApplication(host: String, port: Int, apiKey: String, redis: RedisBroker? = nil, access: ServerAccess = .builtIn, logger: Logger) -> some ApplicationProtocol {
+    static func makeApplication(
+        host: String,
+        port: Int,
+        apiKey: String,
+        redis: RedisBroker? = nil,
+        access: ServerAccess = .builtIn,
+        logger: Logger
+    ) -> some ApplicationProtocol {
         let hub = redis.map { Hub(nodeID: $0.nodeID, broker: $0, logger: logger) } ?? Hub(logger: logger)
         redis?.countSubscribers(of: hub)
         // Connect: JWT (or the demo's user_id param); topics: one channel per namespace (built in:
@@ -27,7 +34,12 @@ enum ServerApplication {
         var subscriberConfiguration = PlainChannelConfiguration()
         subscriberConfiguration.chooseFormat = { $0.params["format"] == "envelope" ? .plainEnvelope : .plainPayload }
         subscriberConfiguration.checkOrigin = access.originPolicy
-        plainChannels.plainChannel("/ws/{topic}", channel: hub.plainChannel("ws"), configuration: subscriberConfiguration, handler: TopicSubscriberChannel(access: access))
+        plainChannels.plainChannel(
+            "/ws/{topic}",
+            channel: hub.plainChannel("ws"),
+            configuration: subscriberConfiguration,
+            handler: TopicSubscriberChannel(access: access)
+        )
         var chatConfiguration = PlainChannelConfiguration()
         chatConfiguration.checkOrigin = access.originPolicy
         chatConfiguration.format = PlainChatChannel.format
@@ -40,10 +52,14 @@ enum ServerApplication {
         var api = HubAPI(hub: hub, apiKey: apiKey)
         if let redis { api.clusterCounts = { try await redis.clusterSubscriberCounts() } }
         api.validateTopic = { topic in
-            guard access.validatePublish(topic: topic) else { throw APIError(.unprocessableContent, "unknown_namespace", "topic \(topic) is in no namespace") }
+            guard access.validatePublish(topic: topic) else {
+                throw APIError(.unprocessableContent, "unknown_namespace", "topic \(topic) is in no namespace")
+            }
         }
         api.register(on: router)
-        var services: [any Service] = [TickerService(hub: hub), DashboardService(hub: hub, recentErrors: RecentErrorsLogHandler.recentErrors(of: logger))]
+        var services: [any Service] = [
+            TickerService(hub: hub), DashboardService(hub: hub, recentErrors: RecentErrorsLogHandler.recentErrors(of: logger)),
+        ]
         if let redis { services.append(redis) }
         return Application(
             router: router,

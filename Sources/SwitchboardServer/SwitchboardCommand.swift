@@ -35,7 +35,9 @@ struct SwitchboardCommand: AsyncParsableCommand {
         version: version
     )
 
-    @Option(help: ArgumentHelp("Config file, YAML or JSON (see README: Configuration). Default: $SWITCHBOARD_CONFIG; unset: none.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp("Config file, YAML or JSON (see README: Configuration). Default: $SWITCHBOARD_CONFIG; unset: none.", valueName: "path")
+    )
     var config: String?
 
     @Option(help: "Address to listen on. Default: $SWITCHBOARD_HOST, the file's host, else 127.0.0.1.")
@@ -44,31 +46,62 @@ struct SwitchboardCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on (0 picks a free one). Default: $SWITCHBOARD_PORT, the file's port, else 4000.")
     var port: Int?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Default: $SWITCHBOARD_LOG_LEVEL, the file's log_level, else info.")
+    @Option(
+        help: "Log level: trace, debug, info, notice, warning, error, critical. Default: $SWITCHBOARD_LOG_LEVEL, the file's log_level, else info."
+    )
     var logLevel: String?
 
-    @Option(help: "Log format: text (one readable line per message) or json (one JSON object per line: timestamp, level, label, message, metadata). Default: $SWITCHBOARD_LOG_FORMAT, the file's log_format, else text.")
+    @Option(
+        help:
+            "Log format: text (one readable line per message) or json (one JSON object per line: timestamp, level, label, message, metadata). Default: $SWITCHBOARD_LOG_FORMAT, the file's log_format, else text."
+    )
     var logFormat: String?
 
-    @Option(help: "API key for the HTTP API (Authorization: Bearer <key>). Default: $SWITCHBOARD_API_KEY, the file's api_key, else a random key, logged once at start.")
+    @Option(
+        help:
+            "API key for the HTTP API (Authorization: Bearer <key>). Default: $SWITCHBOARD_API_KEY, the file's api_key, else a random key, logged once at start."
+    )
     var apiKey: String?
 
-    @Option(help: "Redis URL (redis://[[user]:password@]host[:port][/db]): nodes with the same Redis act as one. Default: $SWITCHBOARD_REDIS_URL, the file's redis_url; unset: one in-memory node.")
+    @Option(
+        help:
+            "Redis URL (redis://[[user]:password@]host[:port][/db]): nodes with the same Redis act as one. Default: $SWITCHBOARD_REDIS_URL, the file's redis_url; unset: one in-memory node."
+    )
     var redis: String?
 
-    @Option(name: .customLong("allowed-origin"), help: ArgumentHelp("A browser origin allowed to connect (repeatable): https://app.example.com, //example.com:8080, //*.example.com, or * for any. Requests without Origin are always allowed. Default: $SWITCHBOARD_ALLOWED_ORIGINS, the file's allowed_origins, else localhost, 127.0.0.1 and [::1] on any port.", valueName: "origin"))
+    @Option(
+        name: .customLong("allowed-origin"),
+        help: ArgumentHelp(
+            "A browser origin allowed to connect (repeatable): https://app.example.com, //example.com:8080, //*.example.com, or * for any. Requests without Origin are always allowed. Default: $SWITCHBOARD_ALLOWED_ORIGINS, the file's allowed_origins, else localhost, 127.0.0.1 and [::1] on any port.",
+            valueName: "origin"
+        )
+    )
     var allowedOrigins: [String] = []
 
-    @Option(help: "JWT algorithm: HS256, RS256 or ES256. Default: $SWITCHBOARD_JWT_ALGORITHM, the file's jwt.algorithm, else HS256 for a secret and the public key's own type.")
+    @Option(
+        help:
+            "JWT algorithm: HS256, RS256 or ES256. Default: $SWITCHBOARD_JWT_ALGORITHM, the file's jwt.algorithm, else HS256 for a secret and the public key's own type."
+    )
     var jwtAlgorithm: String?
 
-    @Option(help: "HS256 secret: connections are verified (token param, phoenix.js authToken or Authorization: Bearer). Prefer $SWITCHBOARD_JWT_SECRET (flags show in ps). Default: none (no verification).")
+    @Option(
+        help:
+            "HS256 secret: connections are verified (token param, phoenix.js authToken or Authorization: Bearer). Prefer $SWITCHBOARD_JWT_SECRET (flags show in ps). Default: none (no verification)."
+    )
     var jwtSecret: String?
 
-    @Option(help: ArgumentHelp("RS256/ES256 public key file (PEM). Default: $SWITCHBOARD_JWT_PUBLIC_KEY_FILE or $SWITCHBOARD_JWT_PUBLIC_KEY (PEM text), the file's jwt.public_key_file or jwt.public_key.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "RS256/ES256 public key file (PEM). Default: $SWITCHBOARD_JWT_PUBLIC_KEY_FILE or $SWITCHBOARD_JWT_PUBLIC_KEY (PEM text), the file's jwt.public_key_file or jwt.public_key.",
+            valueName: "path"
+        )
+    )
     var jwtPublicKeyFile: String?
 
-    @Option(help: "The token claim listing the topic patterns its user may join (e.g. [\"chat:*\"]). Default: $SWITCHBOARD_JWT_TOPICS_CLAIM, the file's jwt.topics_claim, else channels.")
+    @Option(
+        help:
+            "The token claim listing the topic patterns its user may join (e.g. [\"chat:*\"]). Default: $SWITCHBOARD_JWT_TOPICS_CLAIM, the file's jwt.topics_claim, else channels."
+    )
     var jwtTopicsClaim: String?
 
     @Flag(help: "Print the resolved configuration as JSON (secrets shown as \"(set)\") and exit.")
@@ -148,7 +181,14 @@ struct SwitchboardCommand: AsyncParsableCommand {
         if let url = configuration.redisURL, !url.isEmpty {
             broker = RedisBroker(configuration: try RedisBroker.Configuration(url: url), logger: logger)
         }
-        let app = ServerApplication.makeApplication(host: configuration.host, port: configuration.port, apiKey: key, redis: broker, access: access, logger: logger)
+        let app = ServerApplication.makeApplication(
+            host: configuration.host,
+            port: configuration.port,
+            apiKey: key,
+            redis: broker,
+            access: access,
+            logger: logger
+        )
         try await app.runService()
     }
 }

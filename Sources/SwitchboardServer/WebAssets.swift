@@ -52,7 +52,9 @@ struct WebAssets: Sendable {
 
     static func response(for asset: Asset, request: Request) -> Response {
         var headers: HTTPFields = [.cacheControl: "no-cache", .eTag: asset.eTag, .xContentTypeOptions: "nosniff"]
-        if let tags = request.headers[.ifNoneMatch], tags.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == asset.eTag }) {
+        if let tags = request.headers[.ifNoneMatch],
+            tags.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == asset.eTag })
+        {
             return Response(status: .notModified, headers: headers)
         }
         headers[.contentType] = asset.contentType

@@ -30,7 +30,13 @@ public final class ChannelTest: Sendable {
     public init(socket: PhoenixSocket, assigns: Assigns = Assigns(), socketID: String? = nil) throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         transport = MemoryTransport(eventLoop: group.next(), broadcastFormat: Self.phoenixV2Text)
-        session = PhoenixSession(socket: socket, transport: transport, serializer: .v2, connection: transport.connection(socketID: socketID, assigns: assigns), logger: Logger(label: "switchboard.channel-test"))
+        session = PhoenixSession(
+            socket: socket,
+            transport: transport,
+            serializer: .v2,
+            connection: transport.connection(socketID: socketID, assigns: assigns),
+            logger: Logger(label: "switchboard.channel-test")
+        )
         transport.attach(session)
         let session = self.session
         try session.eventLoop.submit { session.start() }.wait()
@@ -93,7 +99,9 @@ public final class ChannelTest: Sendable {
 
     /// Broadcasts as the V2 JSON text itself (no WebSocket header), as the session's own frames are.
     static let phoenixV2Text = FrameFormat(name: "phoenix-v2-text") { broadcast in
-        PhoenixSerializer.v2.encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload).flatMap { $0.isBinary ? nil : $0.bytes }
+        PhoenixSerializer.v2.encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload).flatMap {
+            $0.isBinary ? nil : $0.bytes
+        }
     }
 
     private let joinRefs = NIOLockedValueBox<[String: String]>([:])
@@ -106,7 +114,9 @@ public final class ChannelTest: Sendable {
         while true {
             let frames = self.frames.map { $0.arrayValue ?? [] }
             let found = taken.withLockedValue { taken -> [JSONValue]? in
-                guard let index = frames.indices.first(where: { !taken.contains($0) && frames[$0].count == 5 && matches(frames[$0]) }) else { return nil }
+                guard let index = frames.indices.first(where: { !taken.contains($0) && frames[$0].count == 5 && matches(frames[$0]) }) else {
+                    return nil
+                }
                 taken.insert(index)
                 return frames[index]
             }
@@ -122,5 +132,10 @@ public final class ChannelTest: Sendable {
 /// A counter behind a lock (refs for the test client's messages).
 final class NIOLockedValueBoxCounter: Sendable {
     private let value = NIOLockedValueBox(0)
-    func next() -> Int { value.withLockedValue { $0 += 1; return $0 } }
+    func next() -> Int {
+        value.withLockedValue {
+            $0 += 1
+            return $0
+        }
+    }
 }

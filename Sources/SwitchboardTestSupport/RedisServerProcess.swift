@@ -22,7 +22,9 @@ public final class RedisServerProcess: @unchecked Sendable {
         precondition(process == nil, "already running")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"] + extraArguments
+        process.arguments =
+            ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]
+            + extraArguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -73,8 +75,9 @@ public final class RedisServerProcess: @unchecked Sendable {
     public static func freePort() throws -> Int {
         for _ in 0..<50 {
             let candidate = Int.random(in: 20000..<32000)
-            guard let channel = try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .bind(host: "127.0.0.1", port: candidate).wait()
+            guard
+                let channel = try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .bind(host: "127.0.0.1", port: candidate).wait()
             else { continue }
             try? channel.close().wait()
             return candidate

@@ -172,7 +172,11 @@ public final class EventStreamHandler: ChannelInboundHandler, Transport, @unchec
             return
         }
         logger.debug("closing event stream", metadata: ["code": "\(reason.code)", "reason": "\(reason.reason)"])
-        let last = EventStreamEncoding.event(id: nil, event: "switchboard:close", data: ["code": .int(Int64(reason.code)), "reason": .string(reason.reason)])
+        let last = EventStreamEncoding.event(
+            id: nil,
+            event: "switchboard:close",
+            data: ["code": .int(Int64(reason.code)), "reason": .string(reason.reason)]
+        )
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(last)).whenComplete { _ in channel.close(promise: nil) }
         endSession()

@@ -36,7 +36,15 @@ public final class LongPollSession: Transport, @unchecked Sendable {
     private var expiry: Scheduled<Void>?
     public private(set) var closed = false
 
-    public init(token: String, eventLoop: any EventLoop, serializer: PhoenixSerializer, registry: LongPollRegistry, window: TimeAmount, maxQueuedBytes: Int, logger: Logger) {
+    public init(
+        token: String,
+        eventLoop: any EventLoop,
+        serializer: PhoenixSerializer,
+        registry: LongPollRegistry,
+        window: TimeAmount,
+        maxQueuedBytes: Int,
+        logger: Logger
+    ) {
         self.token = token
         self.eventLoop = eventLoop
         self.broadcastFormat = serializer == .v1 ? .phoenixV1LongPoll : .phoenixV2LongPoll

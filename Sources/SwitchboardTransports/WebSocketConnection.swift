@@ -25,8 +25,13 @@ public enum WebSocketConnection {
         try channel.pipeline.syncOperations.addHandler(decoder, position: position)
         let limit = OutboundLimit(maxQueuedBytes: maxQueuedBytes)
         let handler = WebSocketConnectionHandler(
-            eventLoop: channel.eventLoop, broadcastFormat: format, maxMessageSize: maxMessageSize,
-            idleTimeout: idleTimeout, pingInterval: pingInterval, logger: logger, makeSession: makeSession
+            eventLoop: channel.eventLoop,
+            broadcastFormat: format,
+            maxMessageSize: maxMessageSize,
+            idleTimeout: idleTimeout,
+            pingInterval: pingInterval,
+            logger: logger,
+            makeSession: makeSession
         )
         try channel.pipeline.syncOperations.addHandler(handler, position: .after(decoder))
         try limit.install(on: channel)

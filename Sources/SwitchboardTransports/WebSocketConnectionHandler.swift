@@ -42,7 +42,12 @@ public final class WebSocketConnectionHandler: ChannelInboundHandler, Transport,
     private var closing = false
 
     public init(
-        eventLoop: any EventLoop, broadcastFormat: FrameFormat, maxMessageSize: Int, idleTimeout: TimeAmount, pingInterval: TimeAmount? = nil, logger: Logger,
+        eventLoop: any EventLoop,
+        broadcastFormat: FrameFormat,
+        maxMessageSize: Int,
+        idleTimeout: TimeAmount,
+        pingInterval: TimeAmount? = nil,
+        logger: Logger,
         makeSession: @escaping (WebSocketConnectionHandler) -> any Session
     ) {
         self.eventLoop = eventLoop

@@ -1,7 +1,7 @@
 import NIOCore
 import Switchboard
-import Testing
 import SwitchboardTestSupport
+import Testing
 
 /// Joins `topic` with join ref = ref = `ref` and consumes the reply and the welcome push.
 func join(_ ws: TestWebSocket, _ topic: String, ref: JSONValue, payload: JSONValue = .emptyObject) async throws {
@@ -33,13 +33,18 @@ struct BroadcastTests {
 
     @Test("broadcast from outside any channel (the hub), with JSON and Encodable payloads, reaches V1 and V2 sockets")
     func hubBroadcast() async throws {
-        struct Score: Encodable { let home: Int; let away: Int }
+        struct Score: Encodable {
+            let home: Int
+            let away: Int
+        }
         try await TestServer.run { server in
             let a = try await server.connect()
             let v1 = try await server.connect("vsn=1.0.0")
             try await join(a, "room:game", ref: "1")
             try await v1.send(#"{"topic":"room:game","event":"phx_join","payload":{},"ref":"1","join_ref":"1"}"#)
-            #expect(try await v1.receiveJSON() == ["topic": "room:game", "event": "phx_reply", "payload": okReply(["joined": "room:game"]), "ref": "1"])
+            #expect(
+                try await v1.receiveJSON() == ["topic": "room:game", "event": "phx_reply", "payload": okReply(["joined": "room:game"]), "ref": "1"]
+            )
             _ = try await v1.receiveJSON()  // welcome
             server.hub.broadcast(topic: "room:game", event: "goal", payload: ["by": "home"])
             try server.hub.broadcast(topic: "room:game", event: "score", encoding: Score(home: 1, away: 0))

@@ -18,7 +18,9 @@ struct HTTPInterceptorStateMachineTests {
     private let ours = HTTPInterceptor.Route.ours(endpoint: 0, maxBodySize: 8, drainsOversized: false)
     private let draining = HTTPInterceptor.Route.ours(endpoint: 1, maxBodySize: 8, drainsOversized: true)
 
-    @Test("a request for the HTTP server passes whole; the connection is idle again once both its end and its answer's end are through, in either order")
+    @Test(
+        "a request for the HTTP server passes whole; the connection is idle again once both its end and its answer's end are through, in either order"
+    )
     func passing() {
         var machine = Machine()
         #expect(machine.head(head(), route: .server) == .forward)
@@ -93,7 +95,9 @@ struct HTTPInterceptorStateMachineTests {
         #expect(late.head(head(), route: ours) == .refuseShuttingDown)
     }
 
-    @Test("a parse error is answered 400 and closes, unless ours is being answered (then it just closes), the HTTP server reads the request that broke, or the connection is no longer HTTP")
+    @Test(
+        "a parse error is answered 400 and closes, unless ours is being answered (then it just closes), the HTTP server reads the request that broke, or the connection is no longer HTTP"
+    )
     func parseErrors() {
         var idle = Machine()
         #expect(idle.parseError() == .respondAndClose)

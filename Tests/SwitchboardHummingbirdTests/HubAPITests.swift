@@ -1,8 +1,8 @@
 import NIOCore
 import NIOPosix
 import Switchboard
-import Testing
 import SwitchboardTestSupport
+import Testing
 
 /// An HTTP response: status and body parsed as JSON (nil if the body is not JSON).
 struct HTTPResult {
@@ -26,7 +26,14 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
 }
 
 /// One HTTP/1.1 request with `Connection: close`, over a plain socket.
-func http(_ method: String, port: Int, path: String, body: String? = nil, key: String? = TestServer.apiKey, headers: [String] = []) async throws -> HTTPResult {
+func http(
+    _ method: String,
+    port: Int,
+    path: String,
+    body: String? = nil,
+    key: String? = TestServer.apiKey,
+    headers: [String] = []
+) async throws -> HTTPResult {
     let group = MultiThreadedEventLoopGroup.singleton
     let loop = group.next()
     let done = loop.makePromise(of: ByteBuffer.self)
@@ -83,18 +90,31 @@ func rawExchange(port: Int, _ requests: String) async throws -> String {
 
 @Suite("HTTP API")
 struct HubAPITests {
-    @Test("POST /api/broadcast reaches WebSocket subscribers; the batch form publishes to many topics (on the event loop, and by the router)", arguments: [true, false])
+    @Test(
+        "POST /api/broadcast reaches WebSocket subscribers; the batch form publishes to many topics (on the event loop, and by the router)",
+        arguments: [true, false]
+    )
     func broadcast(onLoop: Bool) async throws {
         try await TestServer.run(onLoopPublish: onLoop) { server in
             let a = try await server.connect()
             let b = try await server.connect()
             try await join(a, "room:api", ref: "1")
             try await join(b, "room:other", ref: "1")
-            let single = try await http("POST", port: server.port, path: "/api/broadcast", body: #"{"topic":"room:api","event":"news","payload":{"n":1}}"#)
+            let single = try await http(
+                "POST",
+                port: server.port,
+                path: "/api/broadcast",
+                body: #"{"topic":"room:api","event":"news","payload":{"n":1}}"#
+            )
             #expect(single.status == 202)
             #expect(single.json == ["published": 1])
             #expect(try await a.receiveJSON() == v2(nil, nil, "room:api", "news", ["n": 1]))
-            let batch = try await http("POST", port: server.port, path: "/api/broadcast", body: #"{"messages":[{"topic":"room:api","event":"x","payload":{}},{"topic":"room:other","event":"y","payload":{"k":"v"}}]}"#)
+            let batch = try await http(
+                "POST",
+                port: server.port,
+                path: "/api/broadcast",
+                body: #"{"messages":[{"topic":"room:api","event":"x","payload":{}},{"topic":"room:other","event":"y","payload":{"k":"v"}}]}"#
+            )
             #expect(batch.status == 202)
             #expect(batch.json == ["published": 2])
             #expect(try await a.receiveJSON() == v2(nil, nil, "room:api", "x"))
@@ -132,7 +152,12 @@ struct HubAPITests {
             let ws = try await server.connect()
             try await join(ws, "room:big", ref: "1")
             let padding = String(repeating: "x", count: 70 * 1024)
-            let result = try await http("POST", port: server.port, path: "/api/broadcast", body: #"{"topic":"room:big","event":"e","payload":{"pad":"\#(padding)"}}"#)
+            let result = try await http(
+                "POST",
+                port: server.port,
+                path: "/api/broadcast",
+                body: #"{"topic":"room:big","event":"e","payload":{"pad":"\#(padding)"}}"#
+            )
             #expect(result.status == 413)
             #expect(result.json?["error"]?["code"] == "body_too_large")
             #expect(try await ws.frameArriving(within: .milliseconds(200)) == nil)
@@ -148,7 +173,8 @@ struct HubAPITests {
             var requests = "GET /api/topics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.apiKey)\r\n\r\n"
             for n in 1...5 {
                 let body = #"{"topic":"room:pipe","event":"n","payload":{"n":\#(n)}}"#
-                requests += "POST /api/broadcast HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.apiKey)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                requests +=
+                    "POST /api/broadcast HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.apiKey)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
             }
             requests += "POST /api/broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
             let response = try await rawExchange(port: server.port, requests)
@@ -173,7 +199,10 @@ struct HubAPITests {
         }
     }
 
-    @Test("bad bodies: malformed JSON is 400; missing fields, non-object payloads and reserved events are 422; nothing is published", arguments: [true, false])
+    @Test(
+        "bad bodies: malformed JSON is 400; missing fields, non-object payloads and reserved events are 422; nothing is published",
+        arguments: [true, false]
+    )
     func badInput(onLoop: Bool) async throws {
         try await TestServer.run(onLoopPublish: onLoop) { server in
             let ws = try await server.connect()

@@ -1,6 +1,6 @@
 import Switchboard
-import Testing
 import SwitchboardTestSupport
+import Testing
 
 @Suite("Connections are freed when they close")
 struct LeakTests {

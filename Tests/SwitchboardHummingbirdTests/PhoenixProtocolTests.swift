@@ -1,7 +1,7 @@
 import NIOCore
 import Switchboard
-import Testing
 import SwitchboardTestSupport
+import Testing
 
 /// A V2 frame as a JSON value.
 func v2(_ joinRef: JSONValue, _ ref: JSONValue, _ topic: String, _ event: String, _ payload: JSONValue = .emptyObject) -> JSONValue {

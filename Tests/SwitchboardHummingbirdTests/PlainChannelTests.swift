@@ -1,8 +1,8 @@
 import NIOCore
 import Switchboard
 import SwitchboardHummingbird
-import Testing
 import SwitchboardTestSupport
+import Testing
 
 extension TestServer {
     func plain(room: String, user: String) async throws -> TestWebSocket {
@@ -120,7 +120,9 @@ struct PlainChannelTests {
         }
     }
 
-    @Test("the server pings a listen-only client: one that answers stays connected and keeps receiving for many idle timeouts; one that never answers is closed")
+    @Test(
+        "the server pings a listen-only client: one that answers stays connected and keeps receiving for many idle timeouts; one that never answers is closed"
+    )
     func serverPings() async throws {
         var configuration = PhoenixSocket.Configuration()
         configuration.idleTimeout = .milliseconds(1500)

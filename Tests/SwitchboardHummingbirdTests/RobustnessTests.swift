@@ -1,6 +1,6 @@
 import Switchboard
-import Testing
 import SwitchboardTestSupport
+import Testing
 
 @Suite("Robustness: bounded queues, lifecycle races")
 struct RobustnessTests {

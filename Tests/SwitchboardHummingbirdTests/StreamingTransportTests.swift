@@ -1,9 +1,9 @@
 import NIOCore
 import NIOPosix
 import Switchboard
+import SwitchboardTestSupport
 import Synchronization
 import Testing
-import SwitchboardTestSupport
 
 /// A raw HTTP/1.1 connection: write any bytes, watch everything the server sends.
 final class RawHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
@@ -45,7 +45,9 @@ final class RawHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func post(_ path: String, body: String, contentType: String = "application/json") async throws {
-        try await send("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        try await send(
+            "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        )
     }
 
     /// Waits until the received text contains `needle` `count` times.
@@ -224,7 +226,13 @@ struct StreamingTransportTests {
         try await TestServer.run(configuration: configuration) { server in
             let opened = try await http("GET", port: server.port, path: "/socket/longpoll?vsn=2.0.0", key: nil)
             guard let token = opened.json?["token"]?.stringValue else { throw TestFailure("no token") }
-            let joined = try await http("POST", port: server.port, path: "/socket/longpoll?token=\(token)", body: #"["1","1","room:exp","phx_join",{}]"#, key: nil)
+            let joined = try await http(
+                "POST",
+                port: server.port,
+                path: "/socket/longpoll?token=\(token)",
+                body: #"["1","1","room:exp","phx_join",{}]"#,
+                key: nil
+            )
             #expect(joined.json == ["status": 200])
             #expect(await eventually { server.hub.localSubscriberCount(topic: "room:exp") == 1 })
             // A poll with nothing to deliver waits for the window, then 204.

@@ -4,8 +4,8 @@ import NIOCore
 import ServiceLifecycle
 import Switchboard
 import SwitchboardHummingbird
-import Synchronization
 import SwitchboardTestSupport
+import Synchronization
 
 /// Records what channel callbacks saw, for assertions.
 final class CallbackLog: Sendable {
@@ -154,10 +154,20 @@ struct TestServer {
         plainConfiguration.pingInterval = plainPingInterval
         plainConfiguration.maxQueuedBytes = configuration.maxQueuedBytes
         plainConfiguration.maxMessageSize = configuration.maxMessageSize
-        plainChannels.group("plain").plainChannel("{room}/socket/{user}", channel: hub.plainChannel("test"), configuration: plainConfiguration, handler: TestPlainChannel(log: log))
+        plainChannels.group("plain").plainChannel(
+            "{room}/socket/{user}",
+            channel: hub.plainChannel("test"),
+            configuration: plainConfiguration,
+            handler: TestPlainChannel(log: log)
+        )
         let app = Application(
             router: router,
-            server: .switchboard(sockets: ["/socket": socket], eventStreams: ["/events": socket], plainChannels: plainChannels, api: onLoopPublish ? api : nil),
+            server: .switchboard(
+                sockets: ["/socket": socket],
+                eventStreams: ["/events": socket],
+                plainChannels: plainChannels,
+                api: onLoopPublish ? api : nil
+            ),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in
                 portContinuation.yield(channel.localAddress?.port ?? 0)
@@ -223,7 +233,12 @@ struct TestPlainChannel: PlainChannelHandler {
         switch command.op {
         case "echo": client.send(json: ["echo": .string(command.text ?? "")])
         case "say": client.broadcast(json: ["from": .string(client.context.user), "text": .string(command.text ?? "")], toRoom: client.context.room)
-        case "say_others": client.broadcast(json: ["from": .string(client.context.user), "text": .string(command.text ?? "")], toRoom: client.context.room, includingSelf: false)
+        case "say_others":
+            client.broadcast(
+                json: ["from": .string(client.context.user), "text": .string(command.text ?? "")],
+                toRoom: client.context.room,
+                includingSelf: false
+            )
         case "join": client.join(room: command.room ?? "")
         case "leave": client.leave(room: command.room ?? "")
         case "members":

@@ -1,9 +1,9 @@
 import NIOCore
+import SwitchboardTestSupport
 import Synchronization
 import Testing
 
 @testable import SwitchboardRESP
-import SwitchboardTestSupport
 
 /// Against a real `redis-server` started by the test on a free port.
 @Suite("RESP client against redis-server", .timeLimit(.minutes(1)))
@@ -22,7 +22,10 @@ struct RESPClientTests {
                 #expect(values == (1...1000).map { Int64($0) })
                 // RESP3 types straight from Redis: a map and a double.
                 _ = try await client.send(RESPCommand("HSET", "h", "f", "v"))
-                #expect(try await client.send(RESPCommand("HGETALL", "h")) == .map([.init(key: .bulkString(ByteBuffer(string: "f")), value: .bulkString(ByteBuffer(string: "v")))]))
+                #expect(
+                    try await client.send(RESPCommand("HGETALL", "h"))
+                        == .map([.init(key: .bulkString(ByteBuffer(string: "f")), value: .bulkString(ByteBuffer(string: "v")))])
+                )
                 _ = try await client.send(RESPCommand("ZADD", "z", "1.5", "m"))
                 #expect(try await client.send(RESPCommand("ZSCORE", "z", "m")) == .double(1.5))
             }
@@ -118,7 +121,8 @@ struct RESPClientTests {
             try await withRunning(testClient(port: server.port)) { subscriber in
                 try await withRunning(testClient(port: server.port)) { publisher in
                     #expect(await eventually { subscriber.isConnected && publisher.isConnected })
-                    let first = Inbox(), second = Inbox()
+                    let first = Inbox()
+                    let second = Inbox()
                     let a = subscriber.subscribe(channel: "news") { first.append($0) }
                     let b = subscriber.subscribe(channel: "news") { second.append($0) }
                     #expect(try await eventually { try await numsub(publisher, "news") == 1 })

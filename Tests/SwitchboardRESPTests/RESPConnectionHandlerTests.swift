@@ -1,10 +1,10 @@
 import NIOCore
 import NIOEmbedded
+import SwitchboardTestSupport
 import Synchronization
 import Testing
 
 @testable import SwitchboardRESP
-import SwitchboardTestSupport
 
 /// The connection handler on an `EmbeddedChannel`: byte-exact requests, scripted replies.
 @Suite("RESP connection handler")
@@ -49,7 +49,10 @@ struct RESPConnectionHandlerTests {
     func pipelinedReplies() throws {
         let channel = try Self.makeChannel(Observed())
         let futures = try Self.send(channel, [RESPCommand("SET", "k", "v"), RESPCommand("INCR", "k"), RESPCommand("GET", "k")])
-        #expect(try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) } == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+        #expect(
+            try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) }
+                == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+        )
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
         // Replies arrive split across reads, one of them cut inside a value.
         try channel.writeInbound(ByteBuffer(string: "+OK\r\n-WRONGTYPE bad\r\n$1"))
@@ -72,7 +75,11 @@ struct RESPConnectionHandlerTests {
         try channel.writeInbound(ByteBuffer(string: ">3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n+PONG\r\n"))
         #expect(try Self.outcome(futures[0])?.get().elements?[1].string == "b")
         #expect(try Self.outcome(futures[1])?.get() == .simpleString("PONG"))
-        #expect(observed.pushes.withLock { $0 } == [.push([.bulkString(ByteBuffer(string: "message")), .bulkString(ByteBuffer(string: "a")), .bulkString(ByteBuffer(string: "hi"))])])
+        #expect(
+            observed.pushes.withLock { $0 } == [
+                .push([.bulkString(ByteBuffer(string: "message")), .bulkString(ByteBuffer(string: "a")), .bulkString(ByteBuffer(string: "hi"))])
+            ]
+        )
     }
 
     @Test("invalid bytes from the server fail every waiting request with protocolError and close the connection")

@@ -1,8 +1,8 @@
 import NIOCore
+import SwitchboardTestSupport
 import Testing
 
 @testable import SwitchboardRESP
-import SwitchboardTestSupport
 
 @Suite("RESP3 decoder")
 struct RESPDecoderTests {
@@ -38,17 +38,23 @@ struct RESPDecoderTests {
         ("=15\r\ntxt:Some string\r\n", .verbatimString(format: "txt", text: "Some string")),
         ("*0\r\n", .array([])),
         ("*3\r\n:1\r\n$1\r\nx\r\n_\r\n", .array([.integer(1), bulk("x"), .null])),
-        ("%2\r\n+first\r\n:1\r\n$6\r\nsecond\r\n#f\r\n", .map([.init(key: .simpleString("first"), value: .integer(1)), .init(key: bulk("second"), value: .boolean(false))])),
+        (
+            "%2\r\n+first\r\n:1\r\n$6\r\nsecond\r\n#f\r\n",
+            .map([.init(key: .simpleString("first"), value: .integer(1)), .init(key: bulk("second"), value: .boolean(false))])
+        ),
         ("~3\r\n+a\r\n+b\r\n:3\r\n", .set([.simpleString("a"), .simpleString("b"), .integer(3)])),
         (">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n", .push([bulk("message"), bulk("ch"), bulk("hi")])),
         // An attribute describes the value after it and is skipped, also inside an aggregate, where it is not counted.
-        ("|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.1923\r\n*2\r\n:2039123\r\n:9543892\r\n", .array([.integer(2039123), .integer(9543892)])),
+        ("|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.1923\r\n*2\r\n:2039123\r\n:9543892\r\n", .array([.integer(2_039_123), .integer(9_543_892)])),
         ("*2\r\n:1\r\n|1\r\n+ttl\r\n:3600\r\n:2\r\n", .array([.integer(1), .integer(2)])),
         // Nested aggregates of every kind.
-        ("*2\r\n%1\r\n+k\r\n~2\r\n*1\r\n:1\r\n_\r\n>1\r\n*0\r\n", .array([
-            .map([.init(key: .simpleString("k"), value: .set([.array([.integer(1)]), .null]))]),
-            .push([.array([])]),
-        ])),
+        (
+            "*2\r\n%1\r\n+k\r\n~2\r\n*1\r\n:1\r\n_\r\n>1\r\n*0\r\n",
+            .array([
+                .map([.init(key: .simpleString("k"), value: .set([.array([.integer(1)]), .null]))]),
+                .push([.array([])]),
+            ])
+        ),
     ]
 
     @Test("every RESP3 type decodes from its byte script")
@@ -109,30 +115,30 @@ struct RESPDecoderTests {
     }
 
     static let invalid: [String] = [
-        "?\r\n",                       // unknown type
-        "+OK\rX",                      // CR without LF
-        "+O\nK\r\n",                   // LF without CR
-        ":12a\r\n",                    // bad integer
-        ":\r\n",                       // empty integer
-        ":99999999999999999999\r\n",   // overflow
-        "$-2\r\n",                     // negative length
-        "$abc\r\n",                    // bad length
-        "$3\r\nabcd\r\n",              // string longer than declared
-        "%-1\r\n",                     // null map does not exist
+        "?\r\n",  // unknown type
+        "+OK\rX",  // CR without LF
+        "+O\nK\r\n",  // LF without CR
+        ":12a\r\n",  // bad integer
+        ":\r\n",  // empty integer
+        ":99999999999999999999\r\n",  // overflow
+        "$-2\r\n",  // negative length
+        "$abc\r\n",  // bad length
+        "$3\r\nabcd\r\n",  // string longer than declared
+        "%-1\r\n",  // null map does not exist
         "~-1\r\n",
-        "#x\r\n",                      // bad boolean
+        "#x\r\n",  // bad boolean
         "#\r\n",
-        "_x\r\n",                      // null with content
-        ",1.2.3x\r\n",                 // bad double
-        ",0x1p3\r\n",                  // hex floats are not RESP
+        "_x\r\n",  // null with content
+        ",1.2.3x\r\n",  // bad double
+        ",0x1p3\r\n",  // hex floats are not RESP
         ",infinity\r\n",
-        "(12a\r\n",                    // bad big number
+        "(12a\r\n",  // bad big number
         "(\r\n",
-        "=3\r\ntxt\r\n",               // verbatim without format separator
+        "=3\r\ntxt\r\n",  // verbatim without format separator
         "=5\r\ntxt-x\r\n",
-        "$?\r\n",                      // streamed strings are not supported
+        "$?\r\n",  // streamed strings are not supported
         "*?\r\n",
-        "*1\r\n?\r\n",                 // invalid inside an aggregate
+        "*1\r\n?\r\n",  // invalid inside an aggregate
     ]
 
     @Test("invalid input fails with a decode error, never a crash")

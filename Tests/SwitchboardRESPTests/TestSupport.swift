@@ -1,7 +1,7 @@
 import NIOCore
-import Synchronization
 import SwitchboardRESP
 import SwitchboardTestSupport
+import Synchronization
 
 /// Runs `body` with `client.run()` going in a child task; cancels it afterwards and waits for it.
 func withRunning<T: Sendable>(_ client: RESPClient, _ body: (RESPClient) async throws -> T) async throws -> T {

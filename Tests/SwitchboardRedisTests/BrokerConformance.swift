@@ -1,8 +1,8 @@
 import NIOCore
 import Switchboard
+import SwitchboardTestSupport
 import Synchronization
 import Testing
-import SwitchboardTestSupport
 
 /// What a conformance check needs from a broker under test, already attached to `hub` and running.
 struct BrokerUnderTest: Sendable {
@@ -51,7 +51,8 @@ enum BrokerConformance: String, CaseIterable, Sendable, CustomTestStringConverti
         let topic = "conformance:\(rawValue):\(UInt64.random(in: 0...UInt64.max))"
         switch self {
         case .deliversEachBroadcastOnce:
-            let a = subscribe(hub, topic), b = subscribe(hub, topic)
+            let a = subscribe(hub, topic)
+            let b = subscribe(hub, topic)
             try await node.subscribedUpstream(topic)
             hub.broadcast(topic: topic, event: "once", payload: ["n": 1])
             try await node.settled(1)
@@ -68,7 +69,8 @@ enum BrokerConformance: String, CaseIterable, Sendable, CustomTestStringConverti
             #expect(a.events == (0..<200).map { "e\($0)" })
 
         case .honoursExcluding:
-            let sender = subscribe(hub, topic), other = subscribe(hub, topic)
+            let sender = subscribe(hub, topic)
+            let other = subscribe(hub, topic)
             try await node.subscribedUpstream(topic)
             hub.publish(Broadcast(topic: topic, event: "from", payload: .json(.emptyObject), excluding: sender.id))
             hub.broadcast(topic: topic, event: "all", payload: .emptyObject)

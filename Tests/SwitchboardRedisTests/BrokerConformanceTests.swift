@@ -1,9 +1,9 @@
 import Logging
 import Switchboard
 import SwitchboardRedis
+import SwitchboardTestSupport
 import Synchronization
 import Testing
-import SwitchboardTestSupport
 
 /// The same conformance checks against every broker implementation.
 @Suite("Broker conformance", .timeLimit(.minutes(1)))
@@ -12,7 +12,9 @@ struct BrokerConformanceTests {
     func memory(_ check: BrokerConformance) async throws {
         let recorder = RecordingBroker(MemoryBroker())
         let hub = Hub(broker: recorder)
-        try await check.run(BrokerUnderTest(hub: hub, subscribedUpstream: { _ in }, settled: { _ in }, brokerCalls: { recorder.calls.withLock { $0 } }))
+        try await check.run(
+            BrokerUnderTest(hub: hub, subscribedUpstream: { _ in }, settled: { _ in }, brokerCalls: { recorder.calls.withLock { $0 } })
+        )
     }
 
     @Test("RedisBroker", arguments: BrokerConformance.allCases)
@@ -29,11 +31,16 @@ struct BrokerConformanceTests {
             let node = BrokerUnderTest(
                 hub: hub,
                 subscribedUpstream: { topic in
-                    let subscribed = try await eventually { broker.statistics.connected ? try await numsub(broker.client, broker.channel(for: topic)) == 1 : false }
+                    let subscribed = try await eventually {
+                        broker.statistics.connected ? try await numsub(broker.client, broker.channel(for: topic)) == 1 : false
+                    }
                     #expect(subscribed, "\(topic) never subscribed in Redis")
                 },
                 settled: { count in
-                    let target = echoesExpected.withLock { $0 += count; return $0 }
+                    let target = echoesExpected.withLock {
+                        $0 += count
+                        return $0
+                    }
                     let echoed = await eventually { broker.statistics.ownEchoes >= target }
                     #expect(echoed, "only \(broker.statistics.ownEchoes) of \(target) echoes came back")
                     #expect(broker.statistics.received == 0)

@@ -3,8 +3,8 @@ import NIOCore
 import Switchboard
 import SwitchboardRESP
 import SwitchboardRedis
-import Testing
 import SwitchboardTestSupport
+import Testing
 
 /// Two or three hubs, each with its own RedisBroker, sharing one real redis-server.
 @Suite("Redis cluster", .timeLimit(.minutes(1)))
@@ -31,7 +31,11 @@ struct RedisClusterTests {
                     for node in nodes {
                         group.addTask {
                             for i in 0..<200 {
-                                node.hub.broadcast(topic: "room:lobby", event: "msg", payload: ["from": .string(node.hub.nodeID), "seq": .int(Int64(i))])
+                                node.hub.broadcast(
+                                    topic: "room:lobby",
+                                    event: "msg",
+                                    payload: ["from": .string(node.hub.nodeID), "seq": .int(Int64(i))]
+                                )
                             }
                         }
                     }
@@ -42,7 +46,9 @@ struct RedisClusterTests {
                     #expect(await eventually { subscriber.count == 600 })
                     #expect(subscriber.count == 600)
                     for origin in ["a", "b", "c"] {
-                        let sequence = subscriber.broadcasts.filter { $0.payload["from"]?.stringValue == origin }.compactMap { $0.payload["seq"]?.intValue }
+                        let sequence = subscriber.broadcasts.filter { $0.payload["from"]?.stringValue == origin }.compactMap {
+                            $0.payload["seq"]?.intValue
+                        }
                         #expect(sequence == (0..<200).map { Int64($0) }, "from \(origin)")
                     }
                 }
@@ -55,9 +61,12 @@ struct RedisClusterTests {
     @Test("broadcast_from excludes the sender on its node and is delivered to everyone else on every node")
     func broadcastFromAcrossNodes() async throws {
         try await withRedisServer { server in
-            let a = Node(port: server.port, name: "a"), b = Node(port: server.port, name: "b")
+            let a = Node(port: server.port, name: "a")
+            let b = Node(port: server.port, name: "b")
             try await withRunning([a, b]) {
-                let sender = a.subscriber("room:x"), neighbour = a.subscriber("room:x"), remote = b.subscriber("room:x")
+                let sender = a.subscriber("room:x")
+                let neighbour = a.subscriber("room:x")
+                let remote = b.subscriber("room:x")
                 try await Self.waitSubscribed([a, b], "room:x")
                 // From the sender's node, and from another node (the HTTP API or channel code elsewhere).
                 a.hub.publish(Broadcast(topic: "room:x", event: "from_a", payload: .json(.emptyObject), excluding: sender.id))
@@ -77,9 +86,12 @@ struct RedisClusterTests {
     @Test("one Redis subscription per node per topic (PUBSUB NUMSUB), dropped when a node's last subscriber leaves")
     func subscriptionCounting() async throws {
         try await withRedisServer { server in
-            let a = Node(port: server.port, name: "a"), b = Node(port: server.port, name: "b")
+            let a = Node(port: server.port, name: "a")
+            let b = Node(port: server.port, name: "b")
             try await withRunning([a, b]) {
-                let a1 = a.subscriber("counted"), a2 = a.subscriber("counted"), b1 = b.subscriber("counted")
+                let a1 = a.subscriber("counted")
+                let a2 = a.subscriber("counted")
+                let b1 = b.subscriber("counted")
                 try await Self.waitSubscribed([a, b], "counted", expected: 2)
                 a.hub.unsubscribe(a1, from: "counted")
                 try await Self.waitSubscribed([a, b], "counted", expected: 2)
@@ -98,7 +110,8 @@ struct RedisClusterTests {
     @Test("topic subscriber counts summed across nodes")
     func clusterCounts() async throws {
         try await withRedisServer { server in
-            let a = Node(port: server.port, name: "a"), b = Node(port: server.port, name: "b")
+            let a = Node(port: server.port, name: "a")
+            let b = Node(port: server.port, name: "b")
             try await withRunning([a, b]) { () async throws in
                 let subscribers = [a.subscriber("room:1"), a.subscriber("room:1"), b.subscriber("room:1"), b.subscriber("room:2")]
                 #expect(subscribers.count == 4)
@@ -113,7 +126,8 @@ struct RedisClusterTests {
     @Test("disconnect by socket id reaches the connection on another node")
     func clusterDisconnect() async throws {
         try await withRedisServer { server in
-            let a = Node(port: server.port, name: "a"), b = Node(port: server.port, name: "b")
+            let a = Node(port: server.port, name: "a")
+            let b = Node(port: server.port, name: "b")
             try await withRunning([a, b]) {
                 let listener = a.subscriber("user_socket:42")
                 // Both connected (b publishes), only a subscribed.
@@ -130,9 +144,11 @@ struct RedisClusterTests {
         let server = try RedisServerProcess()
         try await server.start()
         defer { server.stop() }
-        let a = Node(port: server.port, name: "a"), b = Node(port: server.port, name: "b")
+        let a = Node(port: server.port, name: "a")
+        let b = Node(port: server.port, name: "b")
         try await withRunning([a, b]) {
-            let onA = a.subscriber("room:r"), onB = b.subscriber("room:r")
+            let onA = a.subscriber("room:r")
+            let onB = b.subscriber("room:r")
             try await Self.waitSubscribed([a, b], "room:r")
             a.hub.broadcast(topic: "room:r", event: "before", payload: .emptyObject)
             #expect(await eventually { onB.events == ["before"] })
@@ -147,7 +163,11 @@ struct RedisClusterTests {
             try await Self.waitSubscribed([a, b], "room:r")
             b.hub.broadcast(topic: "room:r", event: "after_b", payload: .emptyObject)
             a.hub.broadcast(topic: "room:r", event: "after_a", payload: .emptyObject)
-            #expect(await eventually { onA.events == ["before", "during", "after_b", "after_a"] || onA.events == ["before", "during", "after_a", "after_b"] })
+            #expect(
+                await eventually {
+                    onA.events == ["before", "during", "after_b", "after_a"] || onA.events == ["before", "during", "after_a", "after_b"]
+                }
+            )
             #expect(await eventually { onB.events.count == 3 })
             // What was published during the outage did not reach the other node (documented).
             #expect(Set(onB.events) == ["before", "after_a", "after_b"])
@@ -160,9 +180,11 @@ struct RedisClusterTests {
         let server = try RedisServerProcess()
         try await server.start()
         defer { server.stop() }
-        let a = Node(port: server.port, name: "a"), b = Node(port: server.port, name: "b")
+        let a = Node(port: server.port, name: "a")
+        let b = Node(port: server.port, name: "b")
         try await withRunning([a, b]) {
-            let onA = a.subscriber("room:f"), onB = b.subscriber("room:f")
+            let onA = a.subscriber("room:f")
+            let onB = b.subscriber("room:f")
             try await Self.waitSubscribed([a, b], "room:f")
             try server.signal(SIGSTOP)
             defer { try? server.signal(SIGCONT) }
@@ -187,7 +209,8 @@ struct RedisClusterTests {
         let a = Node(port: server.port, name: "a") { $0.maxQueuedMessages = 10 }
         let b = Node(port: server.port, name: "b")
         try await withRunning([a, b]) {
-            let onA = a.subscriber("room:q"), onB = b.subscriber("room:q")
+            let onA = a.subscriber("room:q")
+            let onB = b.subscriber("room:q")
             try await Self.waitSubscribed([a, b], "room:q")
             try server.signal(SIGSTOP)
             defer { try? server.signal(SIGCONT) }

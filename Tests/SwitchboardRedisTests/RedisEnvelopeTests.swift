@@ -1,10 +1,10 @@
 import Foundation
 import NIOCore
 import Switchboard
+import SwitchboardTestSupport
 import Testing
 
 @testable import SwitchboardRedis
-import SwitchboardTestSupport
 
 @Suite("Redis envelope")
 struct RedisEnvelopeTests {
@@ -12,7 +12,12 @@ struct RedisEnvelopeTests {
     func roundTrip() throws {
         let cases = [
             Broadcast(topic: "room:1", event: "new_msg", payload: .json(["body": "hi", "n": 3, "list": [true, nil, 1.5]])),
-            Broadcast(topic: "room:1", event: "e", payload: .binary(ByteBuffer(bytes: [0, 1, 2, 255])), excluding: SubscriberID(node: "node-a", local: 42)),
+            Broadcast(
+                topic: "room:1",
+                event: "e",
+                payload: .binary(ByteBuffer(bytes: [0, 1, 2, 255])),
+                excluding: SubscriberID(node: "node-a", local: 42)
+            ),
             Broadcast(topic: "t", event: "", payload: .json(.emptyObject), excluding: SubscriberID(node: "", local: .max)),
         ]
         for broadcast in cases {

@@ -4,8 +4,8 @@ import NIOPosix
 import Switchboard
 import SwitchboardRESP
 import SwitchboardRedis
-import Synchronization
 import SwitchboardTestSupport
+import Synchronization
 
 /// A hub subscriber that records what it receives.
 final class RecordingSubscriber: Subscriber {

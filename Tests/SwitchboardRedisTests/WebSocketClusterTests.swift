@@ -2,8 +2,8 @@ import Foundation
 import Switchboard
 import SwitchboardRESP
 import SwitchboardRedis
-import Testing
 import SwitchboardTestSupport
+import Testing
 
 /// Real switchboard servers on different ports, one real redis-server, Phoenix WebSocket clients.
 @Suite("WebSocket clients across Redis-connected nodes", .timeLimit(.minutes(1)))
@@ -58,7 +58,9 @@ struct WebSocketClusterTests {
             #expect(total)
             // Every node reports its counts on its own schedule: each node's view converges to 3.
             for server in servers {
-                let listed = await eventually { (try? await server.apiGet("/api/topics"))?["topics"]?.arrayValue?.contains(["topic": "room:lobby", "subscribers": 3]) == true }
+                let listed = await eventually {
+                    (try? await server.apiGet("/api/topics"))?["topics"]?.arrayValue?.contains(["topic": "room:lobby", "subscribers": 3]) == true
+                }
                 #expect(listed, "node on port \(server.port)")
             }
 

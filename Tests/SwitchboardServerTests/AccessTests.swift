@@ -17,7 +17,11 @@ func hmacKeys(_ secret: String, _ digest: DigestAlgorithm = .sha256) async -> JW
 /// A fixed clock: 2026-01-01T00:00:00Z.
 let testNow = Date(timeIntervalSince1970: 1_767_225_600)
 
-func hs256Verifier(_ secret: String = "test-secret-0123456789abcdefghijklmnop", requireExpiry: Bool = true, leeway: Int = 0) async throws -> TokenVerifier {
+func hs256Verifier(
+    _ secret: String = "test-secret-0123456789abcdefghijklmnop",
+    requireExpiry: Bool = true,
+    leeway: Int = 0
+) async throws -> TokenVerifier {
     var configuration = JWTConfiguration()
     configuration.secret = secret
     configuration.requireExpiry = requireExpiry
@@ -71,7 +75,9 @@ struct JoinRuleTests {
             Namespace(pattern: "granted:*", join: .token),
             Namespace(pattern: "inbox:*", join: .owner),
         ]),
-        verifier: nil, allowAnonymous: true, originPolicy: .any
+        verifier: nil,
+        allowAnonymous: true,
+        originPolicy: .any
     )
     let anonymous = ConnectionIdentity()
     let alice = ConnectionIdentity(userID: "alice", token: VerifiedToken(subject: "alice", topics: nil, expiresAt: nil))
@@ -150,7 +156,10 @@ struct TokenVerifierTests {
     @Test("a valid HS256 token: sub, exp and the topics claim")
     func valid() async throws {
         let verifier = try await hs256Verifier()
-        let token = try await sign(TokenClaims(sub: "u1", exp: testNow + 60, lists: ["channels": ["chat:*"], "other": ["x"]]), with: await hmacKeys("test-secret-0123456789abcdefghijklmnop"))
+        let token = try await sign(
+            TokenClaims(sub: "u1", exp: testNow + 60, lists: ["channels": ["chat:*"], "other": ["x"]]),
+            with: await hmacKeys("test-secret-0123456789abcdefghijklmnop")
+        )
         let result = await verifier.verify(token)
         #expect(result == .success(VerifiedToken(subject: "u1", topics: ["chat:*"], expiresAt: testNow + 60)))
     }

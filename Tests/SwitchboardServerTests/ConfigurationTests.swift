@@ -28,15 +28,20 @@ struct ConfigurationTests {
 
     @Test("a flag beats the environment, which beats the file, which beats the default")
     func precedence() throws {
-        let file = try temporaryFile("""
+        let file = try temporaryFile(
+            """
             host: 127.0.0.2
             port: 5001
             log_level: debug
             log_format: json
             api_key: from-file
-            """, suffix: ".yaml")
+            """,
+            suffix: ".yaml"
+        )
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let environment = ["SWITCHBOARD_PORT": "5002", "SWITCHBOARD_LOG_LEVEL": "warning", "SWITCHBOARD_API_KEY": "from-env", "SWITCHBOARD_CONFIG": file]
+        let environment = [
+            "SWITCHBOARD_PORT": "5002", "SWITCHBOARD_LOG_LEVEL": "warning", "SWITCHBOARD_API_KEY": "from-env", "SWITCHBOARD_CONFIG": file,
+        ]
         let command = try SwitchboardCommand.parse(["--port", "5003"])
         let configuration = try command.resolveConfiguration(environment: environment)
         #expect(configuration.port == 5003)  // flag
@@ -63,9 +68,12 @@ struct ConfigurationTests {
 
     @Test("repeated --allowed-origin flags replace the environment's comma-separated list")
     func origins() throws {
-        let fromEnvironment = try SwitchboardCommand.parse([]).resolveConfiguration(environment: ["SWITCHBOARD_ALLOWED_ORIGINS": "https://a.test, //b.test:8080"])
+        let fromEnvironment = try SwitchboardCommand.parse([]).resolveConfiguration(environment: [
+            "SWITCHBOARD_ALLOWED_ORIGINS": "https://a.test, //b.test:8080"
+        ])
         #expect(fromEnvironment.allowedOrigins == ["https://a.test", "//b.test:8080"])
-        let fromFlags = try SwitchboardCommand.parse(["--allowed-origin", "https://c.test", "--allowed-origin", "//*.d.test"]).resolveConfiguration(environment: ["SWITCHBOARD_ALLOWED_ORIGINS": "https://a.test"])
+        let fromFlags = try SwitchboardCommand.parse(["--allowed-origin", "https://c.test", "--allowed-origin", "//*.d.test"]).resolveConfiguration(
+            environment: ["SWITCHBOARD_ALLOWED_ORIGINS": "https://a.test"])
         #expect(fromFlags.allowedOrigins == ["https://c.test", "//*.d.test"])
     }
 
@@ -79,16 +87,19 @@ struct ConfigurationTests {
         #expect(configuration.jwt.topicsClaim == "rooms")
     }
 
-    @Test("bad values name their source", arguments: [
-        (["--port", "70000"], [String: String](), "--port"),
-        (["--log-format", "xml"], [:], "--log-format"),
-        ([], ["SWITCHBOARD_JWT_LEEWAY": "soon"], "SWITCHBOARD_JWT_LEEWAY"),
-        ([], ["SWITCHBOARD_PORT": "http"], "SWITCHBOARD_PORT"),
-        (["--port", "4001"], ["SWITCHBOARD_PORT": "http"], "SWITCHBOARD_PORT"),  // hidden by the flag, still a mistake
-        ([], ["SWITCHBOARD_LOG_LEVEL": "loud"], "SWITCHBOARD_LOG_LEVEL"),
-        ([], ["SWITCHBOARD_JWT_ALGORITHM": "none"], "SWITCHBOARD_JWT_ALGORITHM"),
-        ([], ["SWITCHBOARD_CONFIG": "/nonexistent/switchboard.yaml"], "/nonexistent/switchboard.yaml"),
-    ])
+    @Test(
+        "bad values name their source",
+        arguments: [
+            (["--port", "70000"], [String: String](), "--port"),
+            (["--log-format", "xml"], [:], "--log-format"),
+            ([], ["SWITCHBOARD_JWT_LEEWAY": "soon"], "SWITCHBOARD_JWT_LEEWAY"),
+            ([], ["SWITCHBOARD_PORT": "http"], "SWITCHBOARD_PORT"),
+            (["--port", "4001"], ["SWITCHBOARD_PORT": "http"], "SWITCHBOARD_PORT"),  // hidden by the flag, still a mistake
+            ([], ["SWITCHBOARD_LOG_LEVEL": "loud"], "SWITCHBOARD_LOG_LEVEL"),
+            ([], ["SWITCHBOARD_JWT_ALGORITHM": "none"], "SWITCHBOARD_JWT_ALGORITHM"),
+            ([], ["SWITCHBOARD_CONFIG": "/nonexistent/switchboard.yaml"], "/nonexistent/switchboard.yaml"),
+        ]
+    )
     func badValues(arguments: [String], environment: [String: String], source: String) throws {
         let command = try SwitchboardCommand.parse(arguments)
         let error = #expect(throws: ConfigurationError.self) { try command.resolveConfiguration(environment: environment) }
@@ -123,7 +134,12 @@ struct SettingsTests {
 
     @Test("the reader says which source answered, and the file's unknown keys are the ones not read")
     func sourcesAndKeys() throws {
-        let settings = SettingsReader(flags: ["host": .string("0.0.0.0")], flagNames: [:], environment: ["SWITCHBOARD_PORT": "4200"], file: ("f.yaml", ["port": .string("1"), "log_level": .string("debug")]))
+        let settings = SettingsReader(
+            flags: ["host": .string("0.0.0.0")],
+            flagNames: [:],
+            environment: ["SWITCHBOARD_PORT": "4200"],
+            file: ("f.yaml", ["port": .string("1"), "log_level": .string("debug")])
+        )
         #expect(try settings.text("host")?.source == .flags(names: [:]))
         #expect(try settings.text("port")?.source == .environment)
         #expect(try settings.text("log_level")?.source == .file("f.yaml"))
@@ -143,7 +159,8 @@ struct ConfigFileTests {
 
     @Test("every key of the format is read")
     func fullFile() throws {
-        let layer = try resolve("""
+        let layer = try resolve(
+            """
             host: 0.0.0.0
             port: 4100
             log_level: notice
@@ -173,7 +190,8 @@ struct ConfigFileTests {
                 history: {size: 100, ttl: 3600}
                 slow_consumer: drop_oldest
               status:
-            """)
+            """
+        )
         #expect(layer.host == "0.0.0.0")
         #expect(layer.port == 4100)
         #expect(layer.logLevel == .notice)
@@ -188,12 +206,23 @@ struct ConfigFileTests {
         #expect(layer.jwt.allowAnonymous == false)
         #expect(layer.jwt.leewaySeconds == 5)
         let namespaces = try #require(layer.namespaces)
-        #expect(namespaces == [
-            Namespace(pattern: "chat:*", behaviour: .chat, join: .authenticated, clientPublish: true),
-            Namespace(pattern: "feed:*", behaviour: .generic, join: .token, clientPublish: true, presence: true, historySize: 100, historyTTL: 3600, slowConsumer: .dropOldest),
-            Namespace(pattern: "notifications:*", behaviour: .notifications, join: .owner, clientPublish: false),
-            Namespace(pattern: "status"),
-        ])
+        #expect(
+            namespaces == [
+                Namespace(pattern: "chat:*", behaviour: .chat, join: .authenticated, clientPublish: true),
+                Namespace(
+                    pattern: "feed:*",
+                    behaviour: .generic,
+                    join: .token,
+                    clientPublish: true,
+                    presence: true,
+                    historySize: 100,
+                    historyTTL: 3600,
+                    slowConsumer: .dropOldest
+                ),
+                Namespace(pattern: "notifications:*", behaviour: .notifications, join: .owner, clientPublish: false),
+                Namespace(pattern: "status"),
+            ]
+        )
     }
 
     @Test("JSON, with namespaces as a list")
@@ -209,22 +238,25 @@ struct ConfigFileTests {
         #expect(try resolve("") == expected)
     }
 
-    @Test("mistakes are errors with the key's path", arguments: [
-        ("prot: 4000", "prot"),
-        ("prot: 4000", "(known: allowed_origins, api_key, host, jwt, log_format, log_level, namespaces, port, redis_url)"),
-        ("port: many", "port"),
-        ("log_format: xml", "log_format"),
-        ("jwt:\n  secrte: x", "jwt.secrte"),
-        ("namespaces:\n  \"chat:*\":\n    join: everyone", "namespaces.chat:*.join"),
-        ("namespaces:\n  \"chat:*\":\n    publsh: true", "namespaces.chat:*.publsh"),
-        ("namespaces:\n  ticker:\n    join: owner", "namespaces.ticker.join"),
-        ("namespaces:\n  \"a*b\": {}", "namespaces.a*b"),
-        ("port: [", "not valid YAML"),
-        ("port: [4000, 4001]", "test.yaml: port: expected a single value"),
-        ("jwt: HS256", "test.yaml: jwt: expected a mapping"),
-        ("jwt:\n  require_exp: sometimes", "test.yaml: jwt.require_exp: expected true or false"),
-        ("allowed_origins: [{a: 1}]", "allowed_origins[0]"),
-    ])
+    @Test(
+        "mistakes are errors with the key's path",
+        arguments: [
+            ("prot: 4000", "prot"),
+            ("prot: 4000", "(known: allowed_origins, api_key, host, jwt, log_format, log_level, namespaces, port, redis_url)"),
+            ("port: many", "port"),
+            ("log_format: xml", "log_format"),
+            ("jwt:\n  secrte: x", "jwt.secrte"),
+            ("namespaces:\n  \"chat:*\":\n    join: everyone", "namespaces.chat:*.join"),
+            ("namespaces:\n  \"chat:*\":\n    publsh: true", "namespaces.chat:*.publsh"),
+            ("namespaces:\n  ticker:\n    join: owner", "namespaces.ticker.join"),
+            ("namespaces:\n  \"a*b\": {}", "namespaces.a*b"),
+            ("port: [", "not valid YAML"),
+            ("port: [4000, 4001]", "test.yaml: port: expected a single value"),
+            ("jwt: HS256", "test.yaml: jwt: expected a mapping"),
+            ("jwt:\n  require_exp: sometimes", "test.yaml: jwt.require_exp: expected true or false"),
+            ("allowed_origins: [{a: 1}]", "allowed_origins[0]"),
+        ]
+    )
     func mistakes(text: String, expected: String) throws {
         let error = #expect(throws: ConfigurationError.self) { try resolve(text) }
         #expect(error?.message.contains(expected) == true, "\(error?.message ?? "")")

@@ -73,7 +73,13 @@ struct RecordingLogHandler: LogHandler {
         after.messagesIn += 4
         after.broadcasts += 11
         after.deliveries += 102
-        let stats = service.makeStats(current: after, previous: before, elapsed: .seconds(2), own: (broadcasts: 1, deliveries: 2), now: Date(timeIntervalSince1970: 1))
+        let stats = service.makeStats(
+            current: after,
+            previous: before,
+            elapsed: .seconds(2),
+            own: (broadcasts: 1, deliveries: 2),
+            now: Date(timeIntervalSince1970: 1)
+        )
         #expect(stats["time"] == JSONValue.int(1000))
         #expect(stats["connections"]?["total"] == JSONValue.int(Int64(before.connections)))
         #expect(stats["rates"] == JSONValue.object(["messagesIn": .double(2), "broadcasts": .double(5), "deliveries": .double(50)]))

@@ -213,7 +213,13 @@ struct HubTests {
         hub = Hub(nodeID: "node-1", broker: broker, shardCount: 4)
     }
 
-    func sub(_ name: String, on loop: (any EventLoop)? = nil, format: FrameFormat? = nil, connection: Connection? = nil, log: EventLog = EventLog())
+    func sub(
+        _ name: String,
+        on loop: (any EventLoop)? = nil,
+        format: FrameFormat? = nil,
+        connection: Connection? = nil,
+        log: EventLog = EventLog()
+    )
         -> TestSubscriber
     {
         TestSubscriber(name, hub: hub, loop: loop ?? self.loop, format: format, connection: connection, log: log)
@@ -349,7 +355,8 @@ struct HubTests {
             broker.calls == [
                 .occupied("t"), .published(topic: "t", event: "e1"), .published(topic: "t", event: "e2"),
                 .published(topic: "nobody", event: "e3"),
-            ])
+            ]
+        )
         #expect(s.broadcasts.map(\.event) == ["e1", "e2"])
         #expect(s.broadcasts.first?.payload == .json(.object(["k": .int(1)])))
     }
@@ -415,7 +422,9 @@ struct HubTests {
         #expect(s1.broadcasts.first?.excluding == s2.id)
 
         // An id with the same local number but another node is a different subscriber.
-        hub.publish(Broadcast(topic: "t", event: "other-node", payload: .json(.emptyObject), excluding: SubscriberID(node: "node-2", local: s1.id.local)))
+        hub.publish(
+            Broadcast(topic: "t", event: "other-node", payload: .json(.emptyObject), excluding: SubscriberID(node: "node-2", local: s1.id.local))
+        )
         #expect(s1.receiveCount == 2)
         #expect(s2.receiveCount == 1)
         #expect(s3.receiveCount == 2)
@@ -543,7 +552,8 @@ struct HubTests {
             onA == [
                 .receive(subscriber: "s1", topic: "t", event: "e", frame: nil), .flush(subscriber: "s1"),
                 .receive(subscriber: "s2", topic: "t", event: "e", frame: nil), .flush(subscriber: "s2"),
-            ])
+            ]
+        )
         #expect(events.filter { $0 == .flush(subscriber: "s3") }.count == 1)
         let s3Receive = try #require(events.firstIndex(of: .receive(subscriber: "s3", topic: "t", event: "e", frame: nil)))
         let s3Flush = try #require(events.firstIndex(of: .flush(subscriber: "s3")))
@@ -571,17 +581,22 @@ struct HubTests {
         let lastReceive = events.lastIndex { if case .receive = $0 { return true } else { return false } }
         #expect([s1, s2].map(\.receiveCount) == [3, 3])
         #expect(firstFlush != nil && lastReceive != nil && lastReceive! < firstFlush!, "every write of the burst before its flush")
-        #expect([s1, s2].map(\.flushCount) == [3, 3], "the flush task asks each connection once per broadcast of the burst (only the first finds bytes to flush)")
+        #expect(
+            [s1, s2].map(\.flushCount) == [3, 3],
+            "the flush task asks each connection once per broadcast of the burst (only the first finds bytes to flush)"
+        )
         // A later broadcast alone on the loop flushes as it writes: one more task, no flush task.
         hub.broadcast(topic: "burst", event: "later", payload: .emptyObject)
         manual.runAll()
         #expect(manual.executed == 5)
         #expect([s1, s2].map(\.receiveCount) == [4, 4])
         #expect([s1, s2].map(\.flushCount) == [4, 4])
-        #expect(log.all.suffix(4) == [
-            .receive(subscriber: "s1", topic: "burst", event: "later", frame: nil), .flush(subscriber: "s1"),
-            .receive(subscriber: "s2", topic: "burst", event: "later", frame: nil), .flush(subscriber: "s2"),
-        ])
+        #expect(
+            log.all.suffix(4) == [
+                .receive(subscriber: "s1", topic: "burst", event: "later", frame: nil), .flush(subscriber: "s1"),
+                .receive(subscriber: "s2", topic: "burst", event: "later", frame: nil), .flush(subscriber: "s2"),
+            ]
+        )
     }
 
     @Test func loopsWithoutSubscribersForTheTopicAreNotWoken() {
@@ -629,7 +644,10 @@ struct HubTests {
     }
 
     @Test func broadcastEncodableValue() throws {
-        struct Note: Encodable { let text: String; let n: Int }
+        struct Note: Encodable {
+            let text: String
+            let n: Int
+        }
         let s = sub("s")
         hub.subscribe(s, to: "t")
         try hub.broadcast(topic: "t", event: "note", encoding: Note(text: "hi", n: 3))

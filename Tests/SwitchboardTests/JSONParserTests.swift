@@ -106,7 +106,8 @@ struct JSONParserTests {
         #expect(try JSONParser.parse("[ ]") == .array([]))
         #expect(
             try JSONParser.parse(#"[1,"a",null,true,false,2.5,[],{},[3]]"#)
-                == .array([.int(1), .string("a"), .null, .bool(true), .bool(false), .double(2.5), .array([]), .object([:]), .array([.int(3)])]))
+                == .array([.int(1), .string("a"), .null, .bool(true), .bool(false), .double(2.5), .array([]), .object([:]), .array([.int(3)])])
+        )
     }
 
     @Test func objects() throws {
@@ -120,7 +121,8 @@ struct JSONParserTests {
                     "b": .array([.bool(true), .null]),
                     "c": .object(["d": .string("e")]),
                     "": .double(0.5),
-                ]))
+                ])
+        )
     }
 
     @Test func escapedMemberNames() throws {

@@ -43,7 +43,10 @@ struct JSONWriterTests {
     @Test func containers() {
         #expect(text(.array([])) == "[]")
         #expect(text(.object([:])) == "{}")
-        #expect(text(.array([.int(1), .string("a"), .null, .bool(true), .bool(false), .double(2.5), .array([]), .object([:])])) == #"[1,"a",null,true,false,2.5,[],{}]"#)
+        #expect(
+            text(.array([.int(1), .string("a"), .null, .bool(true), .bool(false), .double(2.5), .array([]), .object([:])]))
+                == #"[1,"a",null,true,false,2.5,[],{}]"#
+        )
         #expect(text(.object(["k": .array([.int(1), .object(["x": .null])])])) == #"{"k":[1,{"x":null}]}"#)
         #expect(text(.object(["a\"b\n": .int(1)])) == #"{"a\"b\n":1}"#)
     }

@@ -51,7 +51,16 @@ struct PhoenixSerializerTests {
 
     @Test func decodeV1ObjectWithJoinRef() throws {
         let m = try decodeText(.v1, #"{"topic":"room:lobby","event":"phx_join","payload":{"user":"ann"},"ref":"1","join_ref":"1"}"#)
-        #expect(m == Message(joinRef: .string("1"), ref: .string("1"), topic: "room:lobby", event: "phx_join", payload: .json(.object(["user": .string("ann")]))))
+        #expect(
+            m
+                == Message(
+                    joinRef: .string("1"),
+                    ref: .string("1"),
+                    topic: "room:lobby",
+                    event: "phx_join",
+                    payload: .json(.object(["user": .string("ann")]))
+                )
+        )
     }
 
     @Test func decodeV1ObjectWithoutJoinRefAndNullRef() throws {
@@ -123,7 +132,16 @@ struct PhoenixSerializerTests {
 
     @Test func decodeV2Array() throws {
         let m = try decodeText(.v2, #"["3","8","room:42","new_msg",{"body":"hi"}]"#)
-        #expect(m == Message(joinRef: .string("3"), ref: .string("8"), topic: "room:42", event: "new_msg", payload: .json(.object(["body": .string("hi")]))))
+        #expect(
+            m
+                == Message(
+                    joinRef: .string("3"),
+                    ref: .string("8"),
+                    topic: "room:42",
+                    event: "new_msg",
+                    payload: .json(.object(["body": .string("hi")]))
+                )
+        )
     }
 
     @Test func decodeV2KeepsRefTypes() throws {
@@ -277,7 +295,13 @@ struct PhoenixSerializerTests {
 
     @Test func encodeServerPushKind0() throws {
         let frame = try #require(
-            PhoenixSerializer.v2.encodePush(joinRef: .string("1"), topic: "room:1", event: "img", payload: .binary(ByteBuffer(bytes: [0x01, 0x02, 0x03]))))
+            PhoenixSerializer.v2.encodePush(
+                joinRef: .string("1"),
+                topic: "room:1",
+                event: "img",
+                payload: .binary(ByteBuffer(bytes: [0x01, 0x02, 0x03]))
+            )
+        )
         #expect(frame.isBinary)
         #expect(hexString(frame.bytes.readableBytesView) == "00 01 06 03 31 72 6f 6f 6d 3a 31 69 6d 67 01 02 03")
         #expect(frame.bytes.readerIndex >= 10, "needs headroom for a WebSocket header")
@@ -286,7 +310,14 @@ struct PhoenixSerializerTests {
 
     @Test func encodeReplyKind1() throws {
         let frame = try #require(
-            PhoenixSerializer.v2.encodeReply(joinRef: .string("1"), ref: .string("5"), topic: "room:1", status: "ok", response: .binary(ByteBuffer(bytes: [0xBB]))))
+            PhoenixSerializer.v2.encodeReply(
+                joinRef: .string("1"),
+                ref: .string("5"),
+                topic: "room:1",
+                status: "ok",
+                response: .binary(ByteBuffer(bytes: [0xBB]))
+            )
+        )
         #expect(frame.isBinary)
         #expect(hexString(frame.bytes.readableBytesView) == "01 01 01 06 02 31 35 72 6f 6f 6d 3a 31 6f 6b bb")
         #expect(frame.bytes.readerIndex == PhoenixSerializer.headroom)
@@ -302,7 +333,8 @@ struct PhoenixSerializerTests {
     @Test func encodeBinaryRefsAsText() throws {
         // Null refs are zero-length; an integer ref becomes its decimal text (§5.1).
         let reply = try #require(
-            PhoenixSerializer.v2.encodeReply(joinRef: .null, ref: .int(7), topic: "t", status: "ok", response: .binary(ByteBuffer())))
+            PhoenixSerializer.v2.encodeReply(joinRef: .null, ref: .int(7), topic: "t", status: "ok", response: .binary(ByteBuffer()))
+        )
         #expect(hexString(reply.bytes.readableBytesView) == "01 00 01 01 02 37 74 6f 6b")
         let push = try #require(PhoenixSerializer.v2.encodePush(joinRef: .int(12), topic: "t", event: "e", payload: .binary(ByteBuffer())))
         #expect(hexString(push.bytes.readableBytesView) == "00 02 01 01 31 32 74 65")
@@ -359,7 +391,14 @@ struct PhoenixSerializerTests {
 
     @Test func v1ReplyHasExactlyFourKeysAndNoJoinRef() throws {
         let value = try parsed(
-            PhoenixSerializer.v1.encodeReply(joinRef: .string("1"), ref: .string("1"), topic: "room:lobby", status: "ok", response: .json(.object([:]))))
+            PhoenixSerializer.v1.encodeReply(
+                joinRef: .string("1"),
+                ref: .string("1"),
+                topic: "room:lobby",
+                status: "ok",
+                response: .json(.object([:]))
+            )
+        )
         let object = try #require(value.objectValue)
         #expect(Set(object.keys) == ["topic", "event", "payload", "ref"])
         #expect(object["topic"] == .string("room:lobby"))
@@ -370,12 +409,19 @@ struct PhoenixSerializerTests {
 
     @Test func v1PushHasExactlyFourKeysAndNullRef() throws {
         let value = try parsed(
-            PhoenixSerializer.v1.encodePush(joinRef: .string("3"), topic: "room:42", event: "notice", payload: .json(.object(["text": .string("saved")]))))
+            PhoenixSerializer.v1.encodePush(
+                joinRef: .string("3"),
+                topic: "room:42",
+                event: "notice",
+                payload: .json(.object(["text": .string("saved")]))
+            )
+        )
         #expect(
             value
                 == .object([
                     "topic": .string("room:42"), "event": .string("notice"), "payload": .object(["text": .string("saved")]), "ref": .null,
-                ]))
+                ])
+        )
     }
 
     @Test func v1IntegerRefIsWrittenAsInteger() throws {
@@ -390,24 +436,38 @@ struct PhoenixSerializerTests {
     }
 
     @Test func v2PushExactText() throws {
-        let frame = PhoenixSerializer.v2.encodePush(joinRef: .string("3"), topic: "room:42", event: "notice", payload: .json(.object(["text": .string("saved")])))
+        let frame = PhoenixSerializer.v2.encodePush(
+            joinRef: .string("3"),
+            topic: "room:42",
+            event: "notice",
+            payload: .json(.object(["text": .string("saved")]))
+        )
         #expect(try text(frame) == #"["3",null,"room:42","notice",{"text":"saved"}]"#)
     }
 
     @Test func v2ReplyIsFiveElementArray() throws {
         let value = try parsed(
-            PhoenixSerializer.v2.encodeReply(joinRef: .string("3"), ref: .string("8"), topic: "room:42", status: "ok", response: .json(.object(["id": .int(17)]))))
+            PhoenixSerializer.v2.encodeReply(
+                joinRef: .string("3"),
+                ref: .string("8"),
+                topic: "room:42",
+                status: "ok",
+                response: .json(.object(["id": .int(17)]))
+            )
+        )
         #expect(
             value
                 == .array([
                     .string("3"), .string("8"), .string("room:42"), .string("phx_reply"),
                     .object(["status": .string("ok"), "response": .object(["id": .int(17)])]),
-                ]))
+                ])
+        )
     }
 
     @Test func v2IntegerAndNullRefsKeepTheirType() throws {
         let value = try parsed(
-            PhoenixSerializer.v2.encodeReply(joinRef: .null, ref: .int(7), topic: "phoenix", status: "ok", response: .json(.object([:]))))
+            PhoenixSerializer.v2.encodeReply(joinRef: .null, ref: .int(7), topic: "phoenix", status: "ok", response: .json(.object([:])))
+        )
         let elements = try #require(value.arrayValue)
         #expect(elements.count == 5)
         #expect(elements[0] == .null)
@@ -428,9 +488,24 @@ struct PhoenixSerializerTests {
 
     @Test func decodeOfEncodedV2MessageRoundTrips() throws {
         let frame = try #require(
-            PhoenixSerializer.v2.encodePush(joinRef: .string("9"), topic: "room:1", event: "ev", payload: .json(.object(["list": .array([.int(1), .double(2.5)])]))))
+            PhoenixSerializer.v2.encodePush(
+                joinRef: .string("9"),
+                topic: "room:1",
+                event: "ev",
+                payload: .json(.object(["list": .array([.int(1), .double(2.5)])]))
+            )
+        )
         let m = try PhoenixSerializer.v2.decode(text: frame.bytes)
-        #expect(m == Message(joinRef: .string("9"), ref: .null, topic: "room:1", event: "ev", payload: .json(.object(["list": .array([.int(1), .double(2.5)])]))))
+        #expect(
+            m
+                == Message(
+                    joinRef: .string("9"),
+                    ref: .null,
+                    topic: "room:1",
+                    event: "ev",
+                    payload: .json(.object(["list": .array([.int(1), .double(2.5)])]))
+                )
+        )
     }
 
     // MARK: Frame formats for the hub
@@ -440,7 +515,9 @@ struct PhoenixSerializerTests {
         let body = utf8(#"[null,null,"r","e",{"a":1}]"#)
         #expect(json.readableArray == [0x81, UInt8(body.count)] + body)
 
-        let binary = try #require(FrameFormat.phoenixV2WebSocket.encode(Broadcast(topic: "room:1", event: "tick", payload: .binary(ByteBuffer(bytes: [0xCC])))))
+        let binary = try #require(
+            FrameFormat.phoenixV2WebSocket.encode(Broadcast(topic: "room:1", event: "tick", payload: .binary(ByteBuffer(bytes: [0xCC]))))
+        )
         #expect(hexString(binary.readableBytesView) == "82 0e 02 06 04 72 6f 6f 6d 3a 31 74 69 63 6b cc")
     }
 

@@ -33,7 +33,13 @@ struct SessionTests {
         var socket = PhoenixSocket(hub: hub)
         socket.channel("room:*", GreeterChannel())
         let transport = MemoryTransport(eventLoop: group.next(), unidirectional: unidirectional)
-        let session = PhoenixSession(socket: socket, transport: transport, serializer: .v2, connection: transport.connection(), logger: Logger(label: "test"))
+        let session = PhoenixSession(
+            socket: socket,
+            transport: transport,
+            serializer: .v2,
+            connection: transport.connection(),
+            logger: Logger(label: "test")
+        )
         transport.attach(session)
         return (session, transport)
     }

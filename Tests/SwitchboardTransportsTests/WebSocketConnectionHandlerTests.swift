@@ -12,10 +12,17 @@ struct WebSocketConnectionHandlerTests {
     let session = RecordingSession()
     let channel = EmbeddedChannel()
 
-    private func install(idleTimeout: TimeAmount = .seconds(60), pingInterval: TimeAmount? = nil, maxMessageSize: Int = 1 << 20) throws -> WebSocketConnectionHandler {
+    private func install(
+        idleTimeout: TimeAmount = .seconds(60),
+        pingInterval: TimeAmount? = nil,
+        maxMessageSize: Int = 1 << 20
+    ) throws -> WebSocketConnectionHandler {
         let handler = WebSocketConnectionHandler(
-            eventLoop: channel.eventLoop, broadcastFormat: .plainPayload, maxMessageSize: maxMessageSize,
-            idleTimeout: idleTimeout, pingInterval: pingInterval,
+            eventLoop: channel.eventLoop,
+            broadcastFormat: .plainPayload,
+            maxMessageSize: maxMessageSize,
+            idleTimeout: idleTimeout,
+            pingInterval: pingInterval,
             logger: Logger(label: "test")
         ) { [session] _ in session }
         try channel.pipeline.syncOperations.addHandler(handler)

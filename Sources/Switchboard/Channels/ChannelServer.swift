@@ -75,7 +75,14 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         self.predecessor = predecessor
         self.terminated = session.eventLoop.makePromise()
         self.frameFormat = session.transport.broadcastFormat
-        self.socket = ChannelSocket(topic: topic, joinRef: joinRef, assigns: session.connection.assigns, connection: session.connection, hub: session.hub, server: self)
+        self.socket = ChannelSocket(
+            topic: topic,
+            joinRef: joinRef,
+            assigns: session.connection.assigns,
+            connection: session.connection,
+            hub: session.hub,
+            server: self
+        )
         Self.live.add(1, ordering: .relaxed)
     }
 
@@ -149,9 +156,19 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     private func answerAfterEnd(_ work: Work) {
         switch work {
         case .handleIn(let message):
-            session.sendQueued(session.outbound.encodeReply(joinRef: .null, ref: message.ref, topic: topic, status: "error", response: .json(["reason": "unmatched topic"])))
+            session.sendQueued(
+                session.outbound.encodeReply(
+                    joinRef: .null,
+                    ref: message.ref,
+                    topic: topic,
+                    status: "error",
+                    response: .json(["reason": "unmatched topic"])
+                )
+            )
         case .leave(let message):
-            session.sendQueued(session.outbound.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(.emptyObject)))
+            session.sendQueued(
+                session.outbound.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(.emptyObject))
+            )
         default:
             break
         }
@@ -221,7 +238,13 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         switch result {
         case .ok(let response):
             SwitchboardMetrics.joined(true)
-            let reply = session.outbound.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: topic, status: "ok", response: .json(response))
+            let reply = session.outbound.encodeReply(
+                joinRef: message.joinRef,
+                ref: message.ref,
+                topic: topic,
+                status: "ok",
+                response: .json(response)
+            )
             // The join reply must be the first frame of this join instance: send it, then
             // subscribe and release pushes made during join, all in one event-loop turn. The
             // mailbox waits for that turn, so a later leave/stop/close always finds the channel

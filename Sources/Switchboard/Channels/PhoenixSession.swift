@@ -121,7 +121,15 @@ public final class PhoenixSession: Session, @unchecked Sendable {
             guard let current else {
                 // Left already, still answering: answered behind that instance's answers.
                 if let ending = closing[message.topic] { return closeIfOverloaded(ending.enqueue(.leave(message))) }
-                sendNow(outbound.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: message.topic, status: "ok", response: .json(.emptyObject)))
+                sendNow(
+                    outbound.encodeReply(
+                        joinRef: message.joinRef,
+                        ref: message.ref,
+                        topic: message.topic,
+                        status: "ok",
+                        response: .json(.emptyObject)
+                    )
+                )
                 return
             }
             guard isCurrent(message, current) else { return }  // a stale leave gets no reply
@@ -131,7 +139,15 @@ public final class PhoenixSession: Session, @unchecked Sendable {
         default:
             guard let current else {
                 if let ending = closing[message.topic] { return closeIfOverloaded(ending.enqueue(.handleIn(message))) }
-                sendNow(outbound.encodeReply(joinRef: .null, ref: message.ref, topic: message.topic, status: "error", response: .json(["reason": "unmatched topic"])))
+                sendNow(
+                    outbound.encodeReply(
+                        joinRef: .null,
+                        ref: message.ref,
+                        topic: message.topic,
+                        status: "error",
+                        response: .json(["reason": "unmatched topic"])
+                    )
+                )
                 return
             }
             guard isCurrent(message, current) else { return }  // stale instance: dropped silently
@@ -155,12 +171,28 @@ public final class PhoenixSession: Session, @unchecked Sendable {
     /// the event loop: nil once the channel joined and subscribed, else the refusal's reason.
     private func join(_ message: Message, replacing current: ChannelServer?, joined: ((String?) -> Void)? = nil) {
         guard let channel = socket.route(message.topic) else {
-            sendNow(outbound.encodeReply(joinRef: .null, ref: message.ref, topic: message.topic, status: "error", response: .json(["reason": "unmatched topic"])))
+            sendNow(
+                outbound.encodeReply(
+                    joinRef: .null,
+                    ref: message.ref,
+                    topic: message.topic,
+                    status: "error",
+                    response: .json(["reason": "unmatched topic"])
+                )
+            )
             joined?("unmatched topic")
             return
         }
         if current == nil, channels.count >= socket.configuration.maxChannels {
-            sendNow(outbound.encodeReply(joinRef: message.joinRef, ref: message.ref, topic: message.topic, status: "error", response: .json(["reason": "too many channels joined"])))
+            sendNow(
+                outbound.encodeReply(
+                    joinRef: message.joinRef,
+                    ref: message.ref,
+                    topic: message.topic,
+                    status: "error",
+                    response: .json(["reason": "too many channels joined"])
+                )
+            )
             joined?("too many channels joined")
             return
         }

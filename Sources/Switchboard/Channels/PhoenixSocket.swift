@@ -65,7 +65,11 @@ public struct PhoenixSocket: Sendable {
     /// - Parameters:
     ///   - hub: the hub broadcasts go through.
     ///   - connect: accepts or refuses each connection; by default everyone is accepted anonymously.
-    public init(hub: Hub, configuration: Configuration = .init(), connect: @escaping @Sendable (ConnectRequest) async throws -> ConnectResult = { _ in .accept() }) {
+    public init(
+        hub: Hub,
+        configuration: Configuration = .init(),
+        connect: @escaping @Sendable (ConnectRequest) async throws -> ConnectResult = { _ in .accept() }
+    ) {
         self.hub = hub
         self.configuration = configuration
         self.connect = connect

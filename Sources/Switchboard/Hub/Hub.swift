@@ -21,7 +21,12 @@ public final class Hub: Sendable {
     /// - Parameters:
     ///   - broker: how broadcasts travel between nodes (`MemoryBroker` for one node).
     ///   - shardCount: lock shards for the topic registry.
-    public init(nodeID: String = Hub.randomNodeID(), broker: any Broker = MemoryBroker(), shardCount: Int = 16, logger: Logger = Logger(label: "switchboard.hub")) {
+    public init(
+        nodeID: String = Hub.randomNodeID(),
+        broker: any Broker = MemoryBroker(),
+        shardCount: Int = 16,
+        logger: Logger = Logger(label: "switchboard.hub")
+    ) {
         self.nodeID = nodeID
         self.broker = broker
         self.shards = (0..<max(1, shardCount)).map { _ in Shard() }
@@ -76,11 +81,13 @@ public final class Hub: Sendable {
     /// Delivers a broadcast to this node's subscribers only. Brokers call this for what they receive.
     public func deliverLocally(_ broadcast: Broadcast) {
         // Taking the snapshot and the next position under one lock keeps positions in delivery order.
-        guard let entry = shard(for: broadcast.topic).entries.withLock({ entries -> TopicEntry? in
-            guard entries[broadcast.topic] != nil else { return nil }
-            entries[broadcast.topic]!.position &+= 1
-            return entries[broadcast.topic]
-        }) else { return }
+        guard
+            let entry = shard(for: broadcast.topic).entries.withLock({ entries -> TopicEntry? in
+                guard entries[broadcast.topic] != nil else { return nil }
+                entries[broadcast.topic]!.position &+= 1
+                return entries[broadcast.topic]
+            })
+        else { return }
         var stamped = broadcast
         stamped.position = entry.position
         deliver(stamped, to: entry)

@@ -21,7 +21,6 @@ public enum SwitchboardMetrics {
         _ = deliveryLatency
     }
 
-
     /// Connections open now, by transport (`websocket`, `sse`, `longpoll`).
     static func connections(_ transport: String) -> Meter {
         switch transport {

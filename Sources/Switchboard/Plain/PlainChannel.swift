@@ -46,7 +46,11 @@ public struct PlainChannel: Sendable {
     /// Sends a JSON value to the clients of the channel on this node whose context (what `connect`
     /// returned) passes `filter`. Encoded once; the filter runs per client; other nodes' clients
     /// are not reached (a closure cannot travel to them).
-    public func broadcast<ClientContext: Sendable>(json: JSONValue, event: String = PlainChannel.messageEvent, where filter: @escaping @Sendable (ClientContext) -> Bool) {
+    public func broadcast<ClientContext: Sendable>(
+        json: JSONValue,
+        event: String = PlainChannel.messageEvent,
+        where filter: @escaping @Sendable (ClientContext) -> Bool
+    ) {
         hub.broadcast(topic: topic, event: event, payload: json) { connection in
             (connection.assigns[Self.contextKey] as ClientContext?).map(filter) ?? false
         }

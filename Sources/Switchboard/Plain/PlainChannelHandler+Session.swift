@@ -22,10 +22,23 @@ extension PlainChannelHandler {
     /// `connection` should carry `PlainChannel.assigns(for: context)` so filtered broadcasts see
     /// the client's context.
     public func makeSession(
-        context: ClientContext, request: ConnectRequest, channel: PlainChannel, transport: any Transport, connection: Connection,
-        format: FrameFormat, maxPendingMessages: Int, logger: Logger
+        context: ClientContext,
+        request: ConnectRequest,
+        channel: PlainChannel,
+        transport: any Transport,
+        connection: Connection,
+        format: FrameFormat,
+        maxPendingMessages: Int,
+        logger: Logger
     ) -> any Session {
-        let core = PlainClientCore(hub: channel.hub, transport: transport, connection: connection, format: format, maxPendingMessages: maxPendingMessages, logger: logger)
+        let core = PlainClientCore(
+            hub: channel.hub,
+            transport: transport,
+            connection: connection,
+            format: format,
+            maxPendingMessages: maxPendingMessages,
+            logger: logger
+        )
         let client = PlainClient(context: context, request: request, channel: channel, core: core)
         core.onStart = {
             do {

@@ -118,7 +118,13 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
     public func encodeReply(joinRef: JSONValue, ref: JSONValue, topic: String, status: String, response: Payload) -> EncodedFrame? {
         switch response {
         case .json(let json):
-            return encodeJSON(joinRef: joinRef, ref: ref, topic: topic, event: PhoenixEvent.reply, payload: .object(["status": .string(status), "response": json]))
+            return encodeJSON(
+                joinRef: joinRef,
+                ref: ref,
+                topic: topic,
+                event: PhoenixEvent.reply,
+                payload: .object(["status": .string(status), "response": json])
+            )
         case .binary(let bytes):
             guard self == .v2 else { return nil }
             return encodeBinary(kind: 1, strings: [Self.refText(joinRef), Self.refText(ref), topic, status], payload: bytes)

@@ -21,8 +21,13 @@ public struct ConnectRequest: Sendable {
     public var authToken: String?
 
     public init(
-        params: [String: String] = [:], queryItems: [(name: String, value: String)] = [], parameters: [String: String] = [:],
-        headers: [(name: String, value: String)] = [], peerAddress: String? = nil, path: String = "/", authToken: String? = nil
+        params: [String: String] = [:],
+        queryItems: [(name: String, value: String)] = [],
+        parameters: [String: String] = [:],
+        headers: [(name: String, value: String)] = [],
+        peerAddress: String? = nil,
+        path: String = "/",
+        authToken: String? = nil
     ) {
         self.params = params
         self.queryItems = queryItems

@@ -17,7 +17,9 @@ extension PhoenixSerializer: SessionSerializer {
     public func encodeChannelEnd(joinRef: JSONValue, topic: String, crashed: Bool) -> EncodedFrame? {
         // phx_close / phx_error carry the join ref in both join_ref and ref.
         encodeJSON(
-            joinRef: joinRef, ref: joinRef, topic: topic,
+            joinRef: joinRef,
+            ref: joinRef,
+            topic: topic,
             event: crashed ? PhoenixEvent.error : PhoenixEvent.close,
             payload: crashed ? ["reason": "channel_crash"] : .emptyObject
         )

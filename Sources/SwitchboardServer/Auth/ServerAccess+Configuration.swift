@@ -18,15 +18,20 @@ extension ServerAccess {
     /// Logs what the server runs with, and warns about rules that cannot work as written.
     func logStart(_ configuration: ServerConfiguration, logger: Logger) {
         let names = namespaces.namespaces.map { "\($0.pattern) (\($0.behaviour.rawValue), join: \($0.join.rawValue), publish: \($0.clientPublish))" }
-        logger.info("configuration", metadata: [
-            "switchboard.config_file": "\(configuration.configFile ?? "none")",
-            "switchboard.namespaces": .array(names.map { .string($0) }),
-            "switchboard.jwt": "\(verifier.map { $0.algorithm.rawValue } ?? "off")",
-            "switchboard.allowed_origins": "\(configuration.allowedOrigins ?? ServerConfiguration.defaultAllowedOrigins)",
-        ])
+        logger.info(
+            "configuration",
+            metadata: [
+                "switchboard.config_file": "\(configuration.configFile ?? "none")",
+                "switchboard.namespaces": .array(names.map { .string($0) }),
+                "switchboard.jwt": "\(verifier.map { $0.algorithm.rawValue } ?? "off")",
+                "switchboard.allowed_origins": "\(configuration.allowedOrigins ?? ServerConfiguration.defaultAllowedOrigins)",
+            ]
+        )
         for namespace in namespaces.namespaces {
             if verifier == nil, namespace.join == .authenticated || namespace.join == .token {
-                logger.warning("namespace \(namespace.pattern) joins need \(namespace.join.rawValue), but no JWT key is configured: \(namespace.join == .token ? "nobody can join" : "the unverified user_id param counts")")
+                logger.warning(
+                    "namespace \(namespace.pattern) joins need \(namespace.join.rawValue), but no JWT key is configured: \(namespace.join == .token ? "nobody can join" : "the unverified user_id param counts")"
+                )
             }
             if namespace.presence || namespace.historySize != 0 || namespace.historyTTL != 0 || namespace.slowConsumer != .disconnect {
                 logger.notice("namespace \(namespace.pattern): presence, history and slow_consumer are accepted but not active yet")
@@ -40,19 +45,22 @@ extension ServerConfiguration {
     var summary: JSONValue {
         func secret(_ value: String?) -> JSONValue { value == nil ? .null : "(set)" }
         func string(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
-        let namespaceList: JSONValue = namespaces.map { list in
-            .array(NamespaceTable(list).namespaces.map { namespace in
-                .object([
-                    "pattern": .string(namespace.pattern),
-                    "channel": .string(namespace.behaviour.rawValue),
-                    "join": .string(namespace.join.rawValue),
-                    "publish": .bool(namespace.clientPublish),
-                    "presence": .bool(namespace.presence),
-                    "history": ["size": .int(Int64(namespace.historySize)), "ttl": .int(Int64(namespace.historyTTL))],
-                    "slow_consumer": .string(namespace.slowConsumer.rawValue),
-                ])
-            })
-        } ?? "built-in"
+        let namespaceList: JSONValue =
+            namespaces.map { list in
+                .array(
+                    NamespaceTable(list).namespaces.map { namespace in
+                        .object([
+                            "pattern": .string(namespace.pattern),
+                            "channel": .string(namespace.behaviour.rawValue),
+                            "join": .string(namespace.join.rawValue),
+                            "publish": .bool(namespace.clientPublish),
+                            "presence": .bool(namespace.presence),
+                            "history": ["size": .int(Int64(namespace.historySize)), "ttl": .int(Int64(namespace.historyTTL))],
+                            "slow_consumer": .string(namespace.slowConsumer.rawValue),
+                        ])
+                    }
+                )
+            } ?? "built-in"
         return [
             "config_file": string(configFile),
             "host": .string(host),

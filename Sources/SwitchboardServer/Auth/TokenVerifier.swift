@@ -53,7 +53,10 @@ struct TokenVerifier: Sendable {
     let now: @Sendable () -> Date
 
     /// Builds the verifier for `configuration`'s key; `nil` when no key is configured.
-    static func make(_ configuration: JWTConfiguration, now: @escaping @Sendable () -> Date = { Date() }) async throws(ConfigurationError) -> TokenVerifier? {
+    static func make(
+        _ configuration: JWTConfiguration,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) async throws(ConfigurationError) -> TokenVerifier? {
         guard configuration.isEnabled else { return nil }
         let keys = JWTKeyCollection()
         let algorithm: JWTConfiguration.Algorithm

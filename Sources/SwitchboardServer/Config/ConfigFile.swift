@@ -55,9 +55,11 @@ struct ConfigFile {
             // The names beside the unknown one: the known keys under the same parent, and groups.
             let parent = key.split(separator: ".").dropLast().joined(separator: ".")
             let prefix = parent.isEmpty ? "" : parent + "."
-            var names = Set(known.compactMap { candidate in
-                candidate.hasPrefix(prefix) ? candidate.dropFirst(prefix.count).split(separator: ".").first.map(String.init) : nil
-            })
+            var names = Set(
+                known.compactMap { candidate in
+                    candidate.hasPrefix(prefix) ? candidate.dropFirst(prefix.count).split(separator: ".").first.map(String.init) : nil
+                }
+            )
             if parent.isEmpty { names.insert("namespaces") }
             let listed = Array(names)
             throw ConfigurationError("\(path): \(key): unknown key (known: \(listed.sorted().joined(separator: ", ")))")
@@ -189,10 +191,20 @@ struct ConfigFile {
                     continue
                 }
                 let options = try object(optionsValue, path, keys: ["pattern", "channel", "join", "publish", "presence", "history", "slow_consumer"])
-                if let behaviour = try choice(options["channel"], "\(path).channel", { Namespace.Behaviour(rawValue: $0.lowercased()) }, Namespace.Behaviour.allCases.map(\.rawValue)) {
+                if let behaviour = try choice(
+                    options["channel"],
+                    "\(path).channel",
+                    { Namespace.Behaviour(rawValue: $0.lowercased()) },
+                    Namespace.Behaviour.allCases.map(\.rawValue)
+                ) {
                     namespace.behaviour = behaviour
                 }
-                if let join = try choice(options["join"], "\(path).join", { Namespace.JoinRule(rawValue: $0.lowercased()) }, Namespace.JoinRule.allCases.map(\.rawValue)) {
+                if let join = try choice(
+                    options["join"],
+                    "\(path).join",
+                    { Namespace.JoinRule(rawValue: $0.lowercased()) },
+                    Namespace.JoinRule.allCases.map(\.rawValue)
+                ) {
                     namespace.join = join
                 }
                 if namespace.join == .owner, !namespace.isPrefix {
@@ -205,7 +217,12 @@ struct ConfigFile {
                     if let size = try int(history["size"], "\(path).history.size") { namespace.historySize = size }
                     if let ttl = try int(history["ttl"], "\(path).history.ttl") { namespace.historyTTL = ttl }
                 }
-                if let policy = try choice(options["slow_consumer"], "\(path).slow_consumer", { Namespace.SlowConsumerPolicy(rawValue: $0.lowercased()) }, Namespace.SlowConsumerPolicy.allCases.map(\.rawValue)) {
+                if let policy = try choice(
+                    options["slow_consumer"],
+                    "\(path).slow_consumer",
+                    { Namespace.SlowConsumerPolicy(rawValue: $0.lowercased()) },
+                    Namespace.SlowConsumerPolicy.allCases.map(\.rawValue)
+                ) {
                     namespace.slowConsumer = policy
                 }
                 result.append(namespace)

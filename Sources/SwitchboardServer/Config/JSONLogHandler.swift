@@ -35,7 +35,12 @@ struct JSONLogHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
     var metadataProvider: Logger.MetadataProvider?
 
-    init(label: String, output: Output = .standardError, metadataProvider: Logger.MetadataProvider? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+    init(
+        label: String,
+        output: Output = .standardError,
+        metadataProvider: Logger.MetadataProvider? = nil,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.label = label
         self.output = output
         self.metadataProvider = metadataProvider

@@ -26,12 +26,15 @@ struct NamespaceTable: Sendable, Equatable {
     }
 
     /// The demo server's namespaces, used when no config file names any.
-    static let builtIn = NamespaceTable([
-        Namespace(pattern: "room:*", behaviour: .chat, join: .anyone, clientPublish: true),
-        Namespace(pattern: "ticker", behaviour: .ticker, join: .anyone, clientPublish: false),
-        Namespace(pattern: "notifications:*", behaviour: .notifications, join: .owner, clientPublish: true),
-        Namespace(pattern: "realtime:*", behaviour: .realtime, join: .anyone, clientPublish: true),
-        Namespace(pattern: "public:*", behaviour: .generic, join: .anyone, clientPublish: false),
-        Namespace(pattern: "online", behaviour: .online, join: .anyone, clientPublish: false),
-    ], isBuiltIn: true)
+    static let builtIn = NamespaceTable(
+        [
+            Namespace(pattern: "room:*", behaviour: .chat, join: .anyone, clientPublish: true),
+            Namespace(pattern: "ticker", behaviour: .ticker, join: .anyone, clientPublish: false),
+            Namespace(pattern: "notifications:*", behaviour: .notifications, join: .owner, clientPublish: true),
+            Namespace(pattern: "realtime:*", behaviour: .realtime, join: .anyone, clientPublish: true),
+            Namespace(pattern: "public:*", behaviour: .generic, join: .anyone, clientPublish: false),
+            Namespace(pattern: "online", behaviour: .online, join: .anyone, clientPublish: false),
+        ],
+        isBuiltIn: true
+    )
 }

@@ -51,7 +51,12 @@ extension ServerConfiguration {
 
     /// Reads the settings from the three sources (`flags` over `environment` over `file`), checks
     /// the file's keys against those read, and takes the file's namespaces.
-    static func resolve(flags: [String: ConfigContent], flagNames: [String: String], environment: [String: String], file: ConfigFile?) throws(ConfigurationError) -> ServerConfiguration {
+    static func resolve(
+        flags: [String: ConfigContent],
+        flagNames: [String: String],
+        environment: [String: String],
+        file: ConfigFile?
+    ) throws(ConfigurationError) -> ServerConfiguration {
         let settings = SettingsReader(flags: flags, flagNames: flagNames, environment: environment, file: file.map { ($0.path, $0.values) })
         var configuration = try ServerConfiguration(reading: settings)
         try file?.checkKeys(known: settings.keysRead)

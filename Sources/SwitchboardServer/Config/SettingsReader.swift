@@ -59,7 +59,12 @@ struct SettingsReader {
     ///   - flagNames: the flags not named after their key.
     ///   - environment: the process environment (empty values count as unset).
     ///   - file: the config file's path and its values, by key.
-    init(flags: [String: ConfigContent], flagNames: [String: String] = [:], environment: [String: String], file: (path: String, values: [String: ConfigContent])?) {
+    init(
+        flags: [String: ConfigContent],
+        flagNames: [String: String] = [:],
+        environment: [String: String],
+        file: (path: String, values: [String: ConfigContent])?
+    ) {
         func memory(_ name: String, _ values: [String: ConfigContent]) -> InMemoryProvider {
             var entries: [AbsoluteConfigKey: ConfigValue] = [:]
             for (key, content) in values {
@@ -121,7 +126,8 @@ struct SettingsReader {
     /// Reads `key` into `value` through `parse` (which is told the source's name of the key for
     /// its messages); leaves `value` as it is when no source sets the key. The values of the
     /// sources below are parsed too, so that their mistakes are errors as well.
-    func read<Value>(_ key: String, into value: inout Value, _ parse: (String, String) throws(ConfigurationError) -> Value) throws(ConfigurationError) {
+    func read<Value>(_ key: String, into value: inout Value, _ parse: (String, String) throws(ConfigurationError) -> Value) throws(ConfigurationError)
+    {
         let found = try texts(key)
         guard let first = found.first else { return }
         for (text, source) in found.dropFirst() {

@@ -49,7 +49,13 @@ struct DashboardService: Service {
     }
 
     /// The `stats` payload from two snapshots `elapsed` apart.
-    func makeStats(current: SwitchboardMetrics.Snapshot, previous: SwitchboardMetrics.Snapshot, elapsed: Duration, own: (broadcasts: Int, deliveries: Int), now: Date = Date()) -> JSONValue {
+    func makeStats(
+        current: SwitchboardMetrics.Snapshot,
+        previous: SwitchboardMetrics.Snapshot,
+        elapsed: Duration,
+        own: (broadcasts: Int, deliveries: Int),
+        now: Date = Date()
+    ) -> JSONValue {
         let seconds = max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 0.001)
         func rate(_ difference: Int) -> JSONValue {
             .double((Double(max(difference, 0)) / seconds * 10).rounded() / 10)
@@ -82,14 +88,16 @@ struct DashboardService: Service {
             "topics": .int(Int64(topics.count)),
             "topTopics": .array(top.map { ["topic": .string($0.key), "subscribers": .int(Int64($0.value))] }),
             "errors": .int(Int64(errorCount)),
-            "recentErrors": .array(errors.reversed().map { entry in
-                [
-                    "time": .int(Self.milliseconds(entry.time)),
-                    "level": .string(entry.level.rawValue),
-                    "label": .string(entry.label),
-                    "message": .string(entry.message),
-                ]
-            }),
+            "recentErrors": .array(
+                errors.reversed().map { entry in
+                    [
+                        "time": .int(Self.milliseconds(entry.time)),
+                        "level": .string(entry.level.rawValue),
+                        "label": .string(entry.label),
+                        "message": .string(entry.message),
+                    ]
+                }
+            ),
         ]
     }
 

@@ -1,8 +1,8 @@
 import Hummingbird
 import Metrics
 import Prometheus
-import SwitchboardHummingbird
 import Switchboard
+import SwitchboardHummingbird
 import Synchronization
 
 /// `GET /metrics`: every swift-metrics metric of the process (Switchboard's own, Hummingbird's) in
@@ -15,7 +15,12 @@ enum MetricsEndpoint {
 
     /// Makes Prometheus the swift-metrics backend (once per process; later calls do nothing).
     static func bootstrap() {
-        guard bootstrapped.withLock({ done in defer { done = true }; return !done }) else { return }
+        guard
+            bootstrapped.withLock({ done in
+                defer { done = true }
+                return !done
+            })
+        else { return }
         var factory = PrometheusMetricsFactory(registry: registry)
         // Delivery latency spans microseconds (one node, idle) to seconds (overload).
         factory.defaultDurationHistogramBuckets = [
