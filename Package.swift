@@ -219,3 +219,9 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Every target writes existential types as `any P` (Hummingbird's and the review's setting), so
+// the cost of an existential is visible where it is paid.
+for target in package.targets {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("ExistentialAny")]
+}

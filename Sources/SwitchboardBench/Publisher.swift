@@ -6,7 +6,7 @@ import NIOPosix
 /// locks; the main thread drives it with `submit`.
 final class Publisher {
     private let configuration: PublisherConfiguration
-    private let loop: EventLoop
+    private let loop: any EventLoop
     private let counters: BenchCounters
     private var connections: [PublisherConnectionHandler?]
     private var result = PublishResult()
@@ -21,7 +21,7 @@ final class Publisher {
     /// Picks each message's topic (topic groups); a fixed seed makes runs repeatable.
     private var random = SeededRandom(seed: 0x5357_4954_4348)
 
-    init(configuration: PublisherConfiguration, loop: EventLoop, counters: BenchCounters) {
+    init(configuration: PublisherConfiguration, loop: any EventLoop, counters: BenchCounters) {
         self.configuration = configuration
         self.loop = loop
         self.counters = counters

@@ -84,7 +84,7 @@ final class PublisherConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
         closeReason = "\(error)"
         context.close(promise: nil)
     }

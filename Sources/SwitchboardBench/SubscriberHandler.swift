@@ -127,7 +127,7 @@ final class SubscriberHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if isSlow, wasJoined {
             if socketError == nil { socketError = (error as? IOError).map { "socket error \($0.errnoCode)" } ?? "socket error" }
         } else if !closingByBench, state != .closed {

@@ -24,7 +24,7 @@ extension TestEventLoop {
         scheduleTask(deadline: .now() + `in`, task)
     }
 
-    func shutdownGracefully(queue: DispatchQueue, _ callback: @escaping @Sendable (Error?) -> Void) {
+    func shutdownGracefully(queue: DispatchQueue, _ callback: @escaping @Sendable ((any Error)?) -> Void) {
         queue.async { callback(nil) }
     }
 }
