@@ -1,3 +1,4 @@
+import HummingbirdCore
 import NIOCore
 import NIOPosix
 import Switchboard
@@ -185,6 +186,23 @@ struct HubAPITests {
                 #expect(try await ws.receiveJSON() == v2(nil, nil, "room:pipe", "n", ["n": .int(Int64(n))]))
             }
             await ws.close()
+        }
+    }
+
+    @Test("http1.idleTimeout closes a kept-alive connection that stays idle after its answer (HTTPConnectionStateHandler)")
+    func idleKeepAliveConnectionCloses() async throws {
+        var http1 = HTTP1Channel.Configuration()
+        http1.idleTimeout = .milliseconds(300)
+        try await TestServer.run(http1: http1) { server in
+            let started = ContinuousClock.now
+            // rawExchange waits up to 10 s for the server to close; the request head timeout is 30 s.
+            let response = try await rawExchange(
+                port: server.port,
+                "GET /api/topics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.apiKey)\r\n\r\n"
+            )
+            let waited = ContinuousClock.now - started
+            #expect(response.hasPrefix("HTTP/1.1 200 "))
+            #expect(waited < .seconds(3), "closed after \(waited)")
         }
     }
 

@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -122,6 +123,7 @@ struct TestServer {
         configuration: PhoenixSocket.Configuration = .init(),
         plainPingInterval: TimeAmount? = .seconds(25),
         onLoopPublish: Bool = true,
+        http1: HTTP1Channel.Configuration = .init(),
         _ body: @Sendable (TestServer) async throws -> Void
     ) async throws {
         let hub = Hub()
@@ -166,7 +168,8 @@ struct TestServer {
                 sockets: ["/socket": socket],
                 eventStreams: ["/events": socket],
                 plainChannels: plainChannels,
-                api: onLoopPublish ? api : nil
+                api: onLoopPublish ? api : nil,
+                http1: http1
             ),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in
