@@ -139,16 +139,7 @@ public final class PhoenixSession: Session, @unchecked Sendable {
         default:
             guard let current else {
                 if let ending = closing[message.topic] { return closeIfOverloaded(ending.enqueue(.handleIn(message))) }
-                sendNow(
-                    outbound.encodeReply(
-                        joinRef: .null,
-                        ref: message.ref,
-                        topic: message.topic,
-                        status: "error",
-                        response: .json(["reason": "unmatched topic"])
-                    )
-                )
-                return
+                return replyUnmatchedTopic(message)
             }
             guard isCurrent(message, current) else { return }  // stale instance: dropped silently
             closeIfOverloaded(current.enqueue(.handleIn(message)))
@@ -163,6 +154,20 @@ public final class PhoenixSession: Session, @unchecked Sendable {
         transport.close(CloseReason(code: 1008, reason: "too many pending messages"))
     }
 
+    /// No channel serves the message's topic (a join no route matches, or an event for a topic
+    /// that was never joined): an error reply, as Phoenix gives.
+    private func replyUnmatchedTopic(_ message: Message) {
+        sendNow(
+            outbound.encodeReply(
+                joinRef: .null,
+                ref: message.ref,
+                topic: message.topic,
+                status: "error",
+                response: .json(["reason": "unmatched topic"])
+            )
+        )
+    }
+
     private func isCurrent(_ message: Message, _ server: ChannelServer) -> Bool {
         message.joinRef.isNull || message.joinRef == server.joinRef
     }
@@ -171,15 +176,7 @@ public final class PhoenixSession: Session, @unchecked Sendable {
     /// the event loop: nil once the channel joined and subscribed, else the refusal's reason.
     private func join(_ message: Message, replacing current: ChannelServer?, joined: ((String?) -> Void)? = nil) {
         guard let channel = socket.route(message.topic) else {
-            sendNow(
-                outbound.encodeReply(
-                    joinRef: .null,
-                    ref: message.ref,
-                    topic: message.topic,
-                    status: "error",
-                    response: .json(["reason": "unmatched topic"])
-                )
-            )
+            replyUnmatchedTopic(message)
             joined?("unmatched topic")
             return
         }
