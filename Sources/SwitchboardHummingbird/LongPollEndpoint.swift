@@ -12,6 +12,9 @@ import SwitchboardTransports
 ///
 /// It stays on the loop, not in Hummingbird's router, because a parked poll must learn that its
 /// connection closed: otherwise the messages handed to it would be lost with the dead request.
+/// Hummingbird's way for a route to learn it (`RequestBody.consumeWithCancellationOnInboundClose`,
+/// 2.28) closes the connection once the response is written, so every poll of a phoenix.js client,
+/// which polls back to back, would cost a new TCP connection; here the connection stays alive.
 struct LongPollEndpoint: InterceptedEndpoint {
     let path: String
     let socket: PhoenixSocket
