@@ -46,7 +46,8 @@ let package = Package(
         ),
         // The transports as NIO handlers, with no HTTP framework: a WebSocket connection, a
         // Server-Sent Events stream, a long-poll session, the slow-consumer rule, the connect
-        // request of an HTTP head. Testable with EmbeddedChannel.
+        // request of an HTTP head, and the HTTP interceptor with its router-free endpoints
+        // (HTTP/). Testable with EmbeddedChannel.
         .target(
             name: "SwitchboardTransports",
             dependencies: [
@@ -58,8 +59,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        // Hummingbird 2 glue: the HTTP child channel, the upgrade and the request router in front
-        // of Hummingbird, plain-channel routes, the HTTP API.
+        // Hummingbird 2 glue: the HTTP child channel, the upgrade, the interceptor endpoints that
+        // use Hummingbird's router or the API, plain-channel routes, the HTTP API.
         .target(
             name: "SwitchboardHummingbird",
             dependencies: [

@@ -67,6 +67,7 @@ public struct SwitchboardHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         if let api { interception.endpoints.append(PublishEndpoint(api: api)) }
         if let plainResponder { interception.endpoints.append(PlainEventStreamEndpoint(responder: plainResponder)) }
         interception.endpoints.append(WebSocketUpgradeEndpoint(sockets: self.sockets, plainResponder: plainResponder))
+        interception.upgradeHandler = { pipeline in try? pipeline.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self) }
         self.interception = interception
     }
 

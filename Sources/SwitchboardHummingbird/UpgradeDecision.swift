@@ -27,12 +27,5 @@ enum UpgradeDecision: Sendable {
     case refused(ConnectRefusal)
 }
 
-extension ConnectRefusal {
-    /// The body of a refused request's answer: `{"error": reason}`, or none without a reason.
-    var body: JSONValue? {
-        reason.map { ["error": .string($0)] }
-    }
-}
-
 struct UpgradeRefused: Error {}
 struct NotASocketPath: Error {}

@@ -32,3 +32,10 @@ extension ConnectRequest {
         channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
     }
 }
+
+extension ConnectRefusal {
+    /// The body of a refused request's answer: `{"error": reason}`, or none without a reason.
+    package var body: JSONValue? {
+        reason.map { ["error": .string($0)] }
+    }
+}

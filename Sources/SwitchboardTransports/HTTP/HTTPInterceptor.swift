@@ -2,7 +2,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Switchboard
-import SwitchboardTransports
 
 /// Sits in every HTTP connection's pipeline behind NIO's `HTTPServerPipelineHandler` and in
 /// front of the upgrade handler and Hummingbird, and answers the requests of its endpoints
@@ -22,81 +21,89 @@ import SwitchboardTransports
 ///   one) before writing anything that is not HTTP.
 ///
 /// The decisions are `StateMachine`'s; this handler performs them.
-final class HTTPInterceptor: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+package final class HTTPInterceptor: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
     // @unchecked: all state is used only on the channel's event loop (handler callbacks, and
     // futures hopped there before they touch it).
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    package typealias InboundIn = HTTPServerRequestPart
+    package typealias InboundOut = HTTPServerRequestPart
+    package typealias OutboundIn = HTTPServerResponsePart
+    package typealias OutboundOut = HTTPServerResponsePart
 
     /// What the interceptor serves and the limits it keeps.
-    struct Configuration: Sendable {
+    package struct Configuration: Sendable {
         /// Tried in order; the first that matches takes the request.
-        var endpoints: [any InterceptedEndpoint] = []
-        var limits = HTTPConnectionLimits()
+        package var endpoints: [any InterceptedEndpoint] = []
+        package var limits = HTTPConnectionLimits()
+        /// The connection's upgrade handler while it is in the pipeline (only the first request of
+        /// a connection can upgrade through it; a stream that takes over removes it).
+        package var upgradeHandler: @Sendable (ChannelPipeline.SynchronousOperations) -> (any RemovableChannelHandler)? = { _ in nil }
+
+        package init(endpoints: [any InterceptedEndpoint] = [], limits: HTTPConnectionLimits = HTTPConnectionLimits()) {
+            self.endpoints = endpoints
+            self.limits = limits
+        }
     }
 
-    let configuration: Configuration
-    let logger: Logger
+    package let configuration: Configuration
+    package let logger: Logger
     /// Called when a stream takes the connection over (the connection's first request has not
     /// reached the HTTP server, so it must not wait for one).
     private let tookOver: () -> Void
     private var machine = StateMachine()
-    private(set) var context: ChannelHandlerContext?
+    package private(set) var context: ChannelHandlerContext?
     /// The request being answered asked for `connection: close` (or is HTTP/1.0 without keep-alive).
     private var keepAlive = true
     /// Undo for whatever our answer in progress waits on (a pending SSE join, a parked poll).
-    var onInactive: (() -> Void)? {
+    package var onInactive: (() -> Void)? {
         didSet { if onInactive == nil { onQuiesce = nil } }
     }
     /// What to do with our answer in progress when the server shuts down (a parked poll answers).
-    var onQuiesce: (() -> Void)?
+    package var onQuiesce: (() -> Void)?
     private var headTimer: Scheduled<Void>?
     /// Bytes arrived since the connection went idle, but no complete request head yet.
     private var partialRequest = false
 
-    init(configuration: Configuration, logger: Logger, tookOver: @escaping () -> Void) {
+    package init(configuration: Configuration, logger: Logger, tookOver: @escaping () -> Void) {
         self.configuration = configuration
         self.logger = logger
         self.tookOver = tookOver
     }
 
     /// Shutdown has begun: nothing new may start on this connection.
-    var isShuttingDown: Bool { machine.shuttingDown }
+    package var isShuttingDown: Bool { machine.shuttingDown }
 
     // MARK: Channel events
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if context.channel.isActive { armHeadTimer() }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         disarmHeadTimer()
         self.context = nil
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    package func channelActive(context: ChannelHandlerContext) {
         armHeadTimer()
         context.fireChannelActive()
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    package func channelReadComplete(context: ChannelHandlerContext) {
         // The decoder passes every read on; with the timer armed and no head, the bytes read so
         // far are the start of a request.
         if headTimer != nil { partialRequest = true }
         context.fireChannelReadComplete()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         let undo = onInactive
         onInactive = nil
         undo?()
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         let action: StateMachine.ReadAction
         switch part {
@@ -131,8 +138,7 @@ final class HTTPInterceptor: ChannelDuplexHandler, RemovableChannelHandler, @unc
     }
 
     private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) -> Route {
-        let isFirstRequest =
-            (try? context.pipeline.syncOperations.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self)) != nil
+        let isFirstRequest = configuration.upgradeHandler(context.pipeline.syncOperations) != nil
         for (index, endpoint) in configuration.endpoints.enumerated() where endpoint.matches(head, isFirstRequest: isFirstRequest) {
             return .ours(endpoint: index, maxBodySize: endpoint.maxBodySize(head), drainsOversized: endpoint.drainsOversizedBody)
         }
@@ -140,7 +146,7 @@ final class HTTPInterceptor: ChannelDuplexHandler, RemovableChannelHandler, @unc
     }
 
     /// Answers pass here on their way out: an answer's `.end` makes the connection idle again.
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         // A stream's handler writes raw bytes through here until this handler leaves the pipeline.
         guard machine.state != .done else { return context.write(data, promise: promise) }
         // The machine learns of the answer's end before it is written: writing it lets NIO's
@@ -164,7 +170,7 @@ final class HTTPInterceptor: ChannelDuplexHandler, RemovableChannelHandler, @unc
     }
 
     /// A request NIO's decoder cannot parse (delivered in order by the pipeline handler).
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard error is HTTPParserError else { return context.fireErrorCaught(error) }
         switch machine.parseError() {
         case .forward:
@@ -176,14 +182,14 @@ final class HTTPInterceptor: ChannelDuplexHandler, RemovableChannelHandler, @unc
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // With NIO's pipeline handler in front the event comes through `QuiesceObserver` instead.
         if event is ChannelShouldQuiesceEvent { quiesce(context: context) }
         context.fireUserInboundEventTriggered(event)
     }
 
     /// The server is shutting down (told by `QuiesceObserver`).
-    func serverQuiescing() {
+    package func serverQuiescing() {
         guard let context else { return }
         quiesce(context: context)
     }
@@ -245,13 +251,13 @@ final class HTTPInterceptor: ChannelDuplexHandler, RemovableChannelHandler, @unc
 
     /// Writes a complete answer with `{…}` JSON (or no body); closes after it when asked, when the
     /// request did not keep the connection alive, or during shutdown.
-    func respond(status: HTTPResponseStatus, headers extra: [(String, String)] = [], json: JSONValue?, close: Bool = false) {
+    package func respond(status: HTTPResponseStatus, headers extra: [(String, String)] = [], json: JSONValue?, close: Bool = false) {
         var body = ByteBuffer()
         if let json { JSONWriter.write(json, into: &body) }
         respond(status: status, headers: extra, body: body, contentType: json == nil ? nil : "application/json; charset=utf-8", close: close)
     }
 
-    func respond(status: HTTPResponseStatus, headers extra: [(String, String)], body: ByteBuffer, contentType: String?, close: Bool) {
+    package func respond(status: HTTPResponseStatus, headers extra: [(String, String)], body: ByteBuffer, contentType: String?, close: Bool) {
         guard let context else { return }
         onInactive = nil
         let close = close || !keepAlive || machine.shuttingDown
@@ -279,17 +285,17 @@ final class HTTPInterceptor: ChannelDuplexHandler, RemovableChannelHandler, @unc
     }
 
     /// A refused connect: its status and `{"error": reason}`.
-    func respond(_ refusal: ConnectRefusal, close: Bool = false) {
+    package func respond(_ refusal: ConnectRefusal, close: Bool = false) {
         respond(status: HTTPResponseStatus(statusCode: refusal.status), json: refusal.body, close: close)
     }
 
     /// 503 and close: once shutdown has begun, nothing new starts on this connection.
-    func respondShuttingDown() {
+    package func respondShuttingDown() {
         respond(status: .serviceUnavailable, json: ["error": "server shutting down"], close: true)
     }
 
     /// Hands a request an endpoint held back to the HTTP server after all.
-    func passOn(_ head: HTTPRequestHead, body: ByteBuffer?) {
+    package func passOn(_ head: HTTPRequestHead, body: ByteBuffer?) {
         guard let context else { return }
         machine.passedOn()
         context.fireChannelRead(wrapInboundOut(.head(head)))
@@ -299,7 +305,7 @@ final class HTTPInterceptor: ChannelDuplexHandler, RemovableChannelHandler, @unc
     }
 
     /// Runs a Phoenix socket's connect handler and continues on this loop with its result.
-    func connect(_ socket: PhoenixSocket, _ request: ConnectRequest, then body: @escaping (ConnectResult) -> Void) {
+    package func connect(_ socket: PhoenixSocket, _ request: ConnectRequest, then body: @escaping (ConnectResult) -> Void) {
         guard let context else { return }
         let promise = context.eventLoop.makePromise(of: ConnectResult.self)
         promise.completeWithTask { await socket.accept(request) }
@@ -315,13 +321,13 @@ final class HTTPInterceptor: ChannelDuplexHandler, RemovableChannelHandler, @unc
     /// handlers right after this one, and this handler and the request decoder leave.
     /// `firstRequest`: the connection's outcome is decided here, not by the upgrade handler (which
     /// is removed).
-    func takeOver(firstRequest: Bool = false, install: (ChannelPipeline.SynchronousOperations, ChannelHandlerContext) throws -> Void) throws {
+    package func takeOver(firstRequest: Bool = false, install: (ChannelPipeline.SynchronousOperations, ChannelHandlerContext) throws -> Void) throws {
         guard let context else { return }
         machine.handedOver()
         onInactive = nil
         if firstRequest { tookOver() }
         let pipeline = context.pipeline.syncOperations
-        if let upgrader = try? pipeline.handler(type: NIOTypedHTTPServerUpgradeHandler<SwitchboardUpgradeResult>.self) {
+        if let upgrader = configuration.upgradeHandler(pipeline) {
             pipeline.removeHandler(upgrader, promise: nil)
         }
         if let pipelining = try? pipeline.handler(type: HTTPServerPipelineHandler.self) {

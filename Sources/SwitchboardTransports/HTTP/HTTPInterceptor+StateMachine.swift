@@ -4,7 +4,7 @@ import Switchboard
 
 extension HTTPInterceptor {
     /// Where a request head goes, as the interceptor's endpoints decide it.
-    enum Route: Equatable {
+    package enum Route: Equatable {
         /// One of ours (`InterceptedEndpoint` at this index), whose body may be at most `maxBodySize`;
         /// an oversized body is drained and answered 413 (`drainsOversized`) or answered at once.
         case ours(endpoint: Int, maxBodySize: Int, drainsOversized: Bool)
@@ -17,7 +17,7 @@ extension HTTPInterceptor {
     /// The interceptor's logic, without a channel: every event is a `mutating func` returning what
     /// the handler must do. NIO's `HTTPServerPipelineHandler` sits in front, so requests arrive
     /// one at a time and the next one only after the previous answer's `.end` was written.
-    struct StateMachine {
+    package struct StateMachine {
         enum State: Equatable {
             /// Between requests (the request-head timer runs).
             case idle

@@ -2,7 +2,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Switchboard
-import SwitchboardTransports
 
 /// phoenix.js's long-poll transport at `{socket mount}/longpoll`: `GET` without a live session
 /// opens one (410 with its token, as Phoenix answers), `GET` with one parks a poll until messages
@@ -15,20 +14,26 @@ import SwitchboardTransports
 /// Hummingbird's way for a route to learn it (`RequestBody.consumeWithCancellationOnInboundClose`,
 /// 2.28) closes the connection once the response is written, so every poll of a phoenix.js client,
 /// which polls back to back, would cost a new TCP connection; here the connection stays alive.
-struct LongPollEndpoint: InterceptedEndpoint {
-    let path: String
-    let socket: PhoenixSocket
-    let registry: LongPollRegistry
+package struct LongPollEndpoint: InterceptedEndpoint {
+    package let path: String
+    package let socket: PhoenixSocket
+    package let registry: LongPollRegistry
+
+    package init(path: String, socket: PhoenixSocket, registry: LongPollRegistry) {
+        self.path = path
+        self.socket = socket
+        self.registry = registry
+    }
 
     private static let cors: [(String, String)] = [("access-control-allow-origin", "*"), ("cache-control", "no-store")]
 
-    func matches(_ head: HTTPRequestHead, isFirstRequest: Bool) -> Bool {
+    package func matches(_ head: HTTPRequestHead, isFirstRequest: Bool) -> Bool {
         QueryString.split(uri: head.uri).path == path
     }
 
-    func maxBodySize(_ head: HTTPRequestHead) -> Int { socket.configuration.maxMessageSize }
+    package func maxBodySize(_ head: HTTPRequestHead) -> Int { socket.configuration.maxMessageSize }
 
-    func answer(_ head: HTTPRequestHead, body: ByteBuffer?, interceptor: HTTPInterceptor) {
+    package func answer(_ head: HTTPRequestHead, body: ByteBuffer?, interceptor: HTTPInterceptor) {
         guard let context = interceptor.context else { return }
         let answer = { (json: JSONValue) in interceptor.respond(status: .ok, headers: Self.cors, json: json) }
         switch head.method {

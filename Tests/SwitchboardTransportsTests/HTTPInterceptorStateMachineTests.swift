@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 import Testing
 
-@testable import SwitchboardHummingbird
+@testable import SwitchboardTransports
 
 /// The interceptor's decisions, without a channel: each event in, the action out.
 @Suite("HTTP interceptor state machine")

@@ -5,7 +5,7 @@ import NIOHTTP1
 /// Hummingbird sees it: what must stay on the loop (an SSE stream that takes the connection over
 /// keeps an idle stream at ~6.6 KiB; an on-loop publish halved the answer time; a parked long poll
 /// must learn that its connection closed, or the messages it takes are lost).
-protocol InterceptedEndpoint: Sendable {
+package protocol InterceptedEndpoint: Sendable {
     /// Whether this endpoint takes the request. `isFirstRequest`: NIO's upgrade handler is still in
     /// the pipeline (it takes a connection's first request).
     func matches(_ head: HTTPRequestHead, isFirstRequest: Bool) -> Bool
@@ -23,9 +23,9 @@ protocol InterceptedEndpoint: Sendable {
 }
 
 extension InterceptedEndpoint {
-    var drainsOversizedBody: Bool { false }
+    package var drainsOversizedBody: Bool { false }
 
-    func answerTooLarge(_ head: HTTPRequestHead, close: Bool, interceptor: HTTPInterceptor) {
+    package func answerTooLarge(_ head: HTTPRequestHead, close: Bool, interceptor: HTTPInterceptor) {
         interceptor.respond(status: .payloadTooLarge, json: ["error": "request body too large"], close: close)
     }
 }

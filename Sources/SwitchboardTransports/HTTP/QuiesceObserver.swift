@@ -5,17 +5,17 @@ import NIOCore
 /// connection once idle) and does not pass it on; the interceptor must still see it, to answer a
 /// parked poll at once, refuse new work and bound the wait with its grace period. It leaves the
 /// pipeline when the connection stops being HTTP.
-final class QuiesceObserver: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+package final class QuiesceObserver: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     // @unchecked: used only on the channel's event loop.
-    typealias InboundIn = NIOAny
+    package typealias InboundIn = NIOAny
 
     private weak var interceptor: HTTPInterceptor?
 
-    init(interceptor: HTTPInterceptor) {
+    package init(interceptor: HTTPInterceptor) {
         self.interceptor = interceptor
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent { interceptor?.serverQuiescing() }
         context.fireUserInboundEventTriggered(event)
     }

@@ -3,17 +3,21 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Switchboard
-import SwitchboardTransports
 
 /// Phoenix channels over Server-Sent Events: `GET {mount}?topics=a,b` and `GET {mount}/{topic}`.
 /// The socket's connect handler decides the request, then every topic is joined through the
 /// session (`PhoenixSession.join(topics:)`, the query parameters as join payload): all joined →
 /// the stream opens; the connect or any join refused → 403 with the reason, never a half-open stream.
-struct EventStreamEndpoint: InterceptedEndpoint {
-    let mount: String
-    let socket: PhoenixSocket
+package struct EventStreamEndpoint: InterceptedEndpoint {
+    package let mount: String
+    package let socket: PhoenixSocket
 
-    func matches(_ head: HTTPRequestHead, isFirstRequest: Bool) -> Bool {
+    package init(mount: String, socket: PhoenixSocket) {
+        self.mount = mount
+        self.socket = socket
+    }
+
+    package func matches(_ head: HTTPRequestHead, isFirstRequest: Bool) -> Bool {
         pathTopic(head) != nil
     }
 
@@ -26,9 +30,9 @@ struct EventStreamEndpoint: InterceptedEndpoint {
         return .some(raw.removingPercentEncoding ?? raw)
     }
 
-    func maxBodySize(_ head: HTTPRequestHead) -> Int { socket.configuration.maxMessageSize }
+    package func maxBodySize(_ head: HTTPRequestHead) -> Int { socket.configuration.maxMessageSize }
 
-    func answer(_ head: HTTPRequestHead, body: ByteBuffer?, interceptor: HTTPInterceptor) {
+    package func answer(_ head: HTTPRequestHead, body: ByteBuffer?, interceptor: HTTPInterceptor) {
         guard let context = interceptor.context else { return }
         guard head.method == .GET || head.method == .HEAD else {
             return interceptor.respond(status: .methodNotAllowed, headers: [("allow", "GET")], json: ["error": "event streams are read with GET"])
@@ -106,7 +110,7 @@ struct EventStreamEndpoint: InterceptedEndpoint {
     /// Answers with the stream's head and hands the connection to the stream's handler (for the
     /// Phoenix and the plain-channel streams). Returns whether the stream opened.
     @discardableResult
-    static func open(
+    package static func open(
         _ handler: EventStreamHandler,
         on interceptor: HTTPInterceptor,
         retry: TimeAmount,
