@@ -32,17 +32,9 @@ extension ServerConfiguration {
         for key in keys {
             found[key] = try settings.text(key)
         }
-        // The sources in precedence order are flags, environment, file: the first that sets one wins.
-        let order: (SettingsReader.Source) -> Int = { source in
-            switch source {
-            case .flags: 0
-            case .environment: 1
-            case .file: 2
-            }
-        }
-        guard let top = found.values.map({ order($0.source) }).min() else { return }
+        guard let top = found.values.map(\.source.precedence).min() else { return }
         func value(_ key: String) -> String? {
-            found[key].flatMap { order($0.source) == top ? $0.value : nil }
+            found[key].flatMap { $0.source.precedence == top ? $0.value : nil }
         }
         jwt.secret = value("jwt.secret")
         jwt.publicKey = value("jwt.public_key")

@@ -23,6 +23,15 @@ struct SettingsReader {
         /// The config file at this path.
         case file(String)
 
+        /// 0 for the highest source: the flags, then the environment, then the file.
+        var precedence: Int {
+            switch self {
+            case .flags: 0
+            case .environment: 1
+            case .file: 2
+            }
+        }
+
         /// How an error message names `key` in this source.
         func name(of key: String) -> String {
             switch self {
@@ -117,7 +126,7 @@ struct SettingsReader {
     /// The list at `key` (a list, or one comma-separated text) and where it came from.
     func list(_ key: String) throws(ConfigurationError) -> (value: [String], source: Source)? {
         if let value = reader.stringArray(forKey: ConfigKey(key)), let source = try? source(of: key, among: sources, expected: "a list") {
-            return (value.map { $0.trimmed() }.filter { !$0.isEmpty }, source)
+            return (value.flatMap { ServerConfiguration.parseList($0) }, source)
         }
         guard let (text, source) = try text(key) else { return nil }
         return (ServerConfiguration.parseList(text), source)
@@ -170,13 +179,4 @@ private final class LookupRecorder: AccessReporter, Sendable {
     }
 
     var keys: Set<String> { state.withLock { Set($0.keys) } }
-}
-
-extension String {
-    fileprivate func trimmed() -> String {
-        var text = Substring(self)
-        while text.first?.isWhitespace == true { text.removeFirst() }
-        while text.last?.isWhitespace == true { text.removeLast() }
-        return String(text)
-    }
 }
