@@ -99,7 +99,7 @@ public final class ChannelTest: Sendable {
 
     /// Broadcasts as the V2 JSON text itself (no WebSocket header), as the session's own frames are.
     static let phoenixV2Text = FrameFormat(name: "phoenix-v2-text") { broadcast in
-        PhoenixSerializer.v2.encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload).flatMap {
+        PhoenixSerializer.v2.encodeBroadcast(broadcast).flatMap {
             $0.isBinary ? nil : $0.bytes
         }
     }

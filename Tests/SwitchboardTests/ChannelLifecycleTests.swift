@@ -12,17 +12,32 @@ struct ChannelLifecycleTests {
         var life = Lifecycle()
         #expect(life.push(event: "a", payload: .json(1)) == .held)
         #expect(life.push(event: "b", payload: .json(2)) == .held)
-        guard case .subscribe(let pushes) = life.joinSucceeded() else {
+        guard case .subscribe(let pushes, let presenceState) = life.joinSucceeded() else {
             Issue.record("a joining channel subscribes")
             return
         }
         #expect(pushes.map(\.event) == ["a", "b"])
+        #expect(presenceState == false)
         #expect(life.phase == .joined)
         #expect(life.push(event: "c", payload: .json(3)) == .send)
         guard case .ended = life.joinSucceeded() else {
             Issue.record("a second success must not subscribe again")
             return
         }
+    }
+
+    @Test("a presence snapshot asked for while joining is held until the join succeeds, then sent at once; dropped after the end")
+    func presenceSnapshot() {
+        var life = Lifecycle()
+        #expect(life.presenceState() == .held)
+        guard case .subscribe(_, let presenceState) = life.joinSucceeded() else {
+            Issue.record("a joining channel subscribes")
+            return
+        }
+        #expect(presenceState)
+        #expect(life.presenceState() == .send)
+        _ = life.end()
+        #expect(life.presenceState() == .drop)
     }
 
     @Test("a channel that ends while its join runs does not subscribe, and its held pushes are dropped")

@@ -5,6 +5,7 @@ extension ChannelServer {
     /// | event | joining | joined | closed |
     /// | --- | --- | --- | --- |
     /// | `push` | held until the join reply is out | sent | dropped |
+    /// | presence snapshot | held until subscribed, sent before the held pushes | sent | dropped |
     /// | join succeeded | → joined; subscribe, send the held pushes | — | nothing (ended while joining: not subscribed) |
     /// | intercepted broadcast | `handleOut` in the mailbox | `handleOut` in the mailbox | `handleOut` (answered as ended) |
     /// | other broadcast, intercepts pending | behind them in the mailbox | behind them in the mailbox | behind them |
@@ -20,6 +21,8 @@ extension ChannelServer {
         private(set) var phase = Phase.joining
         /// Pushes made while joining: they go out right after the join reply.
         private var heldPushes: [(event: String, payload: Payload)] = []
+        /// Whether the presence snapshot was asked for while joining (it follows the join reply).
+        private var presenceStateHeld = false
         /// Intercepted broadcasts, and fast-lane frames queued behind them, not yet sent: while
         /// there are any, a fast-lane frame queues too, so the client sees broadcasts in order.
         private(set) var pendingOutbound = 0
@@ -46,9 +49,25 @@ extension ChannelServer {
             }
         }
 
+        /// The presence snapshot (`presence_state`) was asked for: while joining it is held and
+        /// sent right after the join reply, once the channel has subscribed (so that no diff
+        /// can fall between the snapshot and the diffs that follow it).
+        mutating func presenceState() -> PushAction {
+            switch phase {
+            case .joining:
+                presenceStateHeld = true
+                return .held
+            case .joined:
+                return .send
+            case .closed:
+                return .drop
+            }
+        }
+
         enum JoinedAction {
-            /// Subscribe to the topic, then send these held pushes (after the join reply).
-            case subscribe(pushes: [(event: String, payload: Payload)])
+            /// Subscribe to the topic, then send the presence snapshot if it was asked for, then
+            /// these held pushes (all after the join reply).
+            case subscribe(pushes: [(event: String, payload: Payload)], presenceState: Bool)
             /// The channel ended while its join ran: it must not subscribe.
             case ended
         }
@@ -57,8 +76,11 @@ extension ChannelServer {
         mutating func joinSucceeded() -> JoinedAction {
             guard phase == .joining else { return .ended }
             phase = .joined
-            defer { heldPushes = [] }
-            return .subscribe(pushes: heldPushes)
+            defer {
+                heldPushes = []
+                presenceStateHeld = false
+            }
+            return .subscribe(pushes: heldPushes, presenceState: presenceStateHeld)
         }
 
         /// Ends the channel; returns whether it had joined (then its `terminate` runs).

@@ -35,6 +35,10 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     struct State {
         var lifecycle = Lifecycle()
         var rooms: [String: RoomSubscriber] = [:]
+        /// The presence keys this channel tracks in its topic.
+        var presenceKeys: Set<String> = []
+        /// Whether this join instance's client was sent (or will be sent) the presence snapshot.
+        var presenceStateRequested = false
     }
 
     let id: SubscriberID
@@ -254,8 +258,9 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
                     SwitchboardMetrics.messageSent()
                     self.session.transport.send(reply)
                 }
-                guard case .subscribe(let pushes) = self.state.withLock({ $0.lifecycle.joinSucceeded() }) else { return }
+                guard case .subscribe(let pushes, let presenceState) = self.state.withLock({ $0.lifecycle.joinSucceeded() }) else { return }
                 self.session.hub.subscribe(self, to: self.topic)
+                if presenceState { self.writePresenceState() }
                 for (event, payload) in pushes {
                     if let frame = self.session.outbound.encodePush(joinRef: self.stampRef, topic: self.topic, event: event, payload: payload) {
                         SwitchboardMetrics.messageSent()
@@ -325,6 +330,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     private func closeWithoutTerminate() {
         leaveAllRooms()
         _ = state.withLock { $0.lifecycle.end() }
+        untrackAll()
         socket = nil
         mailbox.enqueue { self.session.channelEnded(self) }
         terminated.succeed()
@@ -336,6 +342,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         let wasJoined = state.withLock { $0.lifecycle.end() }
         session.hub.unsubscribe(self, from: topic)
         leaveAllRooms()
+        untrackAll()
         if wasJoined {
             await channel.terminate(reason: reason, socket: socket)
         }
@@ -418,6 +425,86 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     }
 
     var roomNames: Set<String> { state.withLock { Set($0.rooms.keys) } }
+
+    // MARK: Presence
+
+    /// Like rooms, presence calls may come from any task; after the channel ended they throw
+    /// `channelEnded`. The channel's lock is held while the tracker records a track, so a track
+    /// can never slip in after the channel's end has untracked everything.
+    func track(key: String, meta: JSONValue) throws(PresenceError) {
+        let presence = session.hub.presence
+        let appMeta = try presence.appMeta(meta)
+        let sendState = try state.withLock { s throws(PresenceError) -> Bool in
+            guard !s.lifecycle.isClosed else { throw .channelEnded }
+            guard s.presenceKeys.insert(key).inserted else { throw .alreadyTracked }
+            presence.track(topic: topic, key: key, owner: id, meta: appMeta, loop: eventLoop)
+            // A channel that tracks gets the snapshot, once per join instance.
+            guard !s.presenceStateRequested else { return false }
+            s.presenceStateRequested = true
+            return s.lifecycle.presenceState() == .send
+        }
+        if sendState { sendPresenceState() }
+    }
+
+    func updatePresence(key: String, meta: JSONValue) throws(PresenceError) {
+        let presence = session.hub.presence
+        let appMeta = try presence.appMeta(meta)
+        try state.withLock { s throws(PresenceError) in
+            guard !s.lifecycle.isClosed else { throw .channelEnded }
+            guard s.presenceKeys.contains(key) else { throw .notTracked }
+            presence.update(topic: topic, key: key, owner: id, meta: appMeta, loop: eventLoop)
+        }
+    }
+
+    /// Untracks one key now (no grace period: the app asked for it). False when not tracked.
+    @discardableResult
+    func untrack(key: String) -> Bool {
+        state.withLock { s in
+            guard s.presenceKeys.remove(key) != nil else { return false }
+            session.hub.presence.untrack(topic: topic, keys: [key], owner: id, loop: eventLoop, grace: false)
+            return true
+        }
+    }
+
+    var trackedKeys: Set<String> { state.withLock { $0.presenceKeys } }
+
+    /// Sends this client the topic's presence snapshot (after the join reply if still joining).
+    func pushPresenceState() {
+        let action = state.withLock { s -> Lifecycle.PushAction in
+            s.presenceStateRequested = true
+            return s.lifecycle.presenceState()
+        }
+        if action == .send { sendPresenceState() }
+    }
+
+    /// The channel ended: its presences go (the last meta of a key after the topic's grace period).
+    private func untrackAll() {
+        let keys = state.withLock { s -> Set<String> in
+            defer { s.presenceKeys = [] }
+            return s.presenceKeys
+        }
+        guard !keys.isEmpty else { return }
+        session.hub.presence.untrack(topic: topic, keys: keys, owner: id, loop: eventLoop, grace: true)
+    }
+
+    private func sendPresenceState() {
+        eventLoop.execute {
+            self.writePresenceState()
+            self.session.transport.flush()
+        }
+    }
+
+    /// Writes the snapshot (or a count-only topic's count), taken now, on the loop: diffs this
+    /// subscriber receives after it were taken after it.
+    private func writePresenceState() {
+        eventLoop.assertInEventLoop()
+        guard !isClosed else { return }
+        let (event, payload) = session.hub.presence.joinerMessage(topic)
+        if let frame = session.outbound.encodePush(joinRef: stampRef, topic: topic, event: event, jsonText: payload) {
+            SwitchboardMetrics.messageSent()
+            session.transport.send(frame)
+        }
+    }
 }
 
 /// A channel's membership of a room: room broadcasts become pushes on the channel's own topic.

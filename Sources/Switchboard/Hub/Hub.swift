@@ -15,23 +15,32 @@ public final class Hub: Sendable {
     public let nodeID: String
     /// Carries broadcasts between nodes; in-memory by default.
     public let broker: any Broker
+    /// Who is present in each topic (`ChannelSocket.track`), and their diffs to subscribers.
+    public let presence: Presence
     let shards: [Shard]
     let logger: Logger
 
     /// - Parameters:
     ///   - broker: how broadcasts travel between nodes (`MemoryBroker` for one node).
     ///   - shardCount: lock shards for the topic registry.
+    ///   - presence: how presence batches its diffs and treats each topic.
     public init(
         nodeID: String = Hub.randomNodeID(),
         broker: any Broker = MemoryBroker(),
         shardCount: Int = 16,
+        presence: Presence.Configuration = Presence.Configuration(),
         logger: Logger = Logger(label: "switchboard.hub")
     ) {
         self.nodeID = nodeID
         self.broker = broker
         self.shards = (0..<max(1, shardCount)).map { _ in Shard() }
+        self.presence = Presence(nodeID: nodeID, configuration: presence)
         self.logger = logger
         broker.attach { [weak self] broadcast in
+            self?.deliverLocally(broadcast)
+        }
+        // Diffs are made on every node from its own view of the topic, so they stay on this node.
+        self.presence.attach { [weak self] broadcast in
             self?.deliverLocally(broadcast)
         }
     }

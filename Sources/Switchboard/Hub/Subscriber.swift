@@ -5,7 +5,9 @@ import Synchronization
 public struct Broadcast: Sendable {
     public var topic: String
     public var event: String
-    public var payload: Payload
+    public var payload: Payload {
+        didSet { encodedJSON = nil }
+    }
     /// The subscriber that must not receive it (broadcast-from), if any.
     public var excluding: SubscriberID?
     /// Its position in the topic on this node (1, 2, 3…), stamped by the hub at delivery. Counts
@@ -15,11 +17,22 @@ public struct Broadcast: Sendable {
     /// node; a closure cannot travel to other nodes, so filtered broadcasts are node-local).
     public var filter: (@Sendable (Connection) -> Bool)?
 
+    /// The payload's JSON text, when whoever made the broadcast already had it (presence diffs):
+    /// the built-in wire forms write it as it is instead of encoding `payload` again, which keeps
+    /// its key order. Cleared when `payload` is set.
+    var encodedJSON: ByteBuffer?
+
     public init(topic: String, event: String, payload: Payload, excluding: SubscriberID? = nil) {
         self.topic = topic
         self.event = event
         self.payload = payload
         self.excluding = excluding
+    }
+
+    /// A broadcast of JSON text already encoded (it must be valid JSON: it is parsed for `payload`).
+    init(topic: String, event: String, encodedJSON: ByteBuffer) {
+        self.init(topic: topic, event: event, payload: .json((try? JSONParser.parse(encodedJSON)) ?? .emptyObject))
+        self.encodedJSON = encodedJSON
     }
 }
 

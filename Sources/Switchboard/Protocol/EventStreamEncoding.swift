@@ -8,6 +8,19 @@ import NIOCore
 public enum EventStreamEncoding {
     /// Appends one event.
     public static func writeEvent(id: String?, event: String?, data: JSONValue, into buffer: inout ByteBuffer) {
+        writeEvent(id: id, event: event, into: &buffer) { JSONWriter.write(data, into: &$0) }
+    }
+
+    /// Appends one event whose data is JSON text already encoded (one line: JSON text we write
+    /// holds no raw line break).
+    static func writeEvent(id: String?, event: String?, dataText: ByteBuffer, into buffer: inout ByteBuffer) {
+        writeEvent(id: id, event: event, into: &buffer) {
+            var text = dataText
+            $0.writeBuffer(&text)
+        }
+    }
+
+    private static func writeEvent(id: String?, event: String?, into buffer: inout ByteBuffer, data: (inout ByteBuffer) -> Void) {
         if let id {
             buffer.writeStaticString("id: ")
             writeField(id, into: &buffer)
@@ -19,7 +32,7 @@ public enum EventStreamEncoding {
             buffer.writeStaticString("\n")
         }
         buffer.writeStaticString("data: ")
-        JSONWriter.write(data, into: &buffer)
+        data(&buffer)
         buffer.writeStaticString("\n\n")
     }
 
@@ -67,7 +80,11 @@ extension FrameFormat {
         guard case .json(let json) = broadcast.payload else { return nil }
         var buffer = ByteBufferAllocator().buffer(capacity: 96 + broadcast.topic.utf8.count + broadcast.event.utf8.count)
         let id = broadcast.position.map { EventStreamEncoding.id(topic: broadcast.topic, position: $0) }
-        EventStreamEncoding.writeEvent(id: id, event: broadcast.event, data: json, into: &buffer)
+        if let text = broadcast.encodedJSON {
+            EventStreamEncoding.writeEvent(id: id, event: broadcast.event, dataText: text, into: &buffer)
+        } else {
+            EventStreamEncoding.writeEvent(id: id, event: broadcast.event, data: json, into: &buffer)
+        }
         return buffer
     }
 }

@@ -3,13 +3,13 @@ import NIOCore
 extension FrameFormat {
     /// Phoenix V1 (JSON objects) in WebSocket frames; binary payloads are not sent to V1 clients.
     public static let phoenixV1WebSocket = FrameFormat(name: "phoenix-v1-ws") { broadcast in
-        PhoenixSerializer.v1.encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload)
+        PhoenixSerializer.v1.encodeBroadcast(broadcast)
             .map { webSocketFrame($0) }
     }
 
     /// Phoenix V2 (JSON arrays, binary kind 2) in WebSocket frames.
     public static let phoenixV2WebSocket = FrameFormat(name: "phoenix-v2-ws") { broadcast in
-        PhoenixSerializer.v2.encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload)
+        PhoenixSerializer.v2.encodeBroadcast(broadcast)
             .map { webSocketFrame($0) }
     }
 
@@ -24,13 +24,13 @@ extension FrameFormat {
 extension FrameFormat {
     /// Phoenix V1 text as a JSON string literal: long-poll answers carry each message as a string.
     public static let phoenixV1LongPoll = FrameFormat(name: "phoenix-v1-longpoll") { broadcast in
-        PhoenixSerializer.v1.encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload)
+        PhoenixSerializer.v1.encodeBroadcast(broadcast)
             .flatMap { longPollMessage($0) }
     }
 
     /// Phoenix V2 text as a JSON string literal (binary broadcasts are not sent over long-poll).
     public static let phoenixV2LongPoll = FrameFormat(name: "phoenix-v2-longpoll") { broadcast in
-        PhoenixSerializer.v2.encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload)
+        PhoenixSerializer.v2.encodeBroadcast(broadcast)
             .flatMap { longPollMessage($0) }
     }
 

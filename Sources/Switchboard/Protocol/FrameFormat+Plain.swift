@@ -6,8 +6,12 @@ extension FrameFormat {
     public static let plainPayload = FrameFormat(name: "plain-ws") { broadcast in
         switch broadcast.payload {
         case .json(let json):
-            var body = WebSocketFraming.bodyBuffer(capacity: 128)
-            JSONWriter.write(json, into: &body)
+            var body = WebSocketFraming.bodyBuffer(capacity: 128 + (broadcast.encodedJSON?.readableBytes ?? 0))
+            if var text = broadcast.encodedJSON {
+                body.writeBuffer(&text)
+            } else {
+                JSONWriter.write(json, into: &body)
+            }
             WebSocketFraming.frame(&body, opcode: WebSocketFraming.opcodeText)
             return body
         case .binary(let bytes):
@@ -20,8 +24,16 @@ extension FrameFormat {
     public static let plainEnvelope = FrameFormat(name: "plain-ws-envelope") { broadcast in
         switch broadcast.payload {
         case .json(let json):
-            var body = WebSocketFraming.bodyBuffer(capacity: 128)
-            JSONWriter.write(["event": .string(broadcast.event), "payload": json], into: &body)
+            var body = WebSocketFraming.bodyBuffer(capacity: 128 + (broadcast.encodedJSON?.readableBytes ?? 0))
+            if var text = broadcast.encodedJSON {
+                body.writeStaticString("{\"event\":")
+                JSONWriter.writeString(broadcast.event, into: &body)
+                body.writeStaticString(",\"payload\":")
+                body.writeBuffer(&text)
+                body.writeStaticString("}")
+            } else {
+                JSONWriter.write(["event": .string(broadcast.event), "payload": json], into: &body)
+            }
             WebSocketFraming.frame(&body, opcode: WebSocketFraming.opcodeText)
             return body
         case .binary(let bytes):

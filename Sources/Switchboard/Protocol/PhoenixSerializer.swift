@@ -142,6 +142,15 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
         }
     }
 
+    /// Encodes a fast-lane broadcast (`join_ref` and `ref` null), the same bytes for every
+    /// subscriber; JSON text the broadcast already carries (presence diffs) is written as it is.
+    public func encodeBroadcast(_ broadcast: Broadcast) -> EncodedFrame? {
+        if let text = broadcast.encodedJSON {
+            return encodeJSON(joinRef: .null, ref: .null, topic: broadcast.topic, event: broadcast.event, payloadText: text)
+        }
+        return encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload)
+    }
+
     /// Encodes a fast-lane broadcast (`join_ref` and `ref` null), the same bytes for every subscriber.
     public func encodeBroadcast(topic: String, event: String, payload: Payload) -> EncodedFrame? {
         switch payload {
@@ -154,9 +163,33 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
     }
 
     func encodeJSON(joinRef: JSONValue, ref: JSONValue, topic: String, event: String, payload: JSONValue) -> EncodedFrame {
-        var buffer = WebSocketFraming.bodyBuffer(capacity: 64 + topic.utf8.count + event.utf8.count, headroom: Self.headroom)
+        encodeJSON(joinRef: joinRef, ref: ref, topic: topic, event: event, payloadText: nil, payload: payload)
+    }
+
+    /// A frame whose payload is JSON text already encoded (written as it is).
+    func encodeJSON(joinRef: JSONValue, ref: JSONValue, topic: String, event: String, payloadText: ByteBuffer) -> EncodedFrame {
+        encodeJSON(joinRef: joinRef, ref: ref, topic: topic, event: event, payloadText: payloadText, payload: .null)
+    }
+
+    private func encodeJSON(
+        joinRef: JSONValue,
+        ref: JSONValue,
+        topic: String,
+        event: String,
+        payloadText: ByteBuffer?,
+        payload: JSONValue
+    ) -> EncodedFrame {
+        let capacity = 64 + topic.utf8.count + event.utf8.count + (payloadText?.readableBytes ?? 0)
+        var buffer = WebSocketFraming.bodyBuffer(capacity: capacity, headroom: Self.headroom)
         var sink = BufferSink(buffer: buffer)
         buffer = ByteBuffer()
+        func writePayload(_ sink: inout BufferSink) {
+            if var text = payloadText {
+                sink.buffer.writeBuffer(&text)
+            } else {
+                sink.write(payload)
+            }
+        }
         switch self {
         case .v1:
             // Exactly four keys: V1 clients (phx-events) break on any other key such as join_ref.
@@ -165,7 +198,7 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
             sink.append(",\"event\":")
             sink.writeString(event)
             sink.append(",\"payload\":")
-            sink.write(payload)
+            writePayload(&sink)
             sink.append(",\"ref\":")
             sink.write(ref)
             sink.append(UInt8(ascii: "}"))
@@ -179,7 +212,7 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
             sink.append(UInt8(ascii: ","))
             sink.writeString(event)
             sink.append(UInt8(ascii: ","))
-            sink.write(payload)
+            writePayload(&sink)
             sink.append(UInt8(ascii: "]"))
         }
         return EncodedFrame(bytes: sink.buffer, isBinary: false)

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// How a Phoenix session writes its own messages (replies, pushes, channel ends) for its
 /// transport. Broadcasts do not come through here: the hub encodes them once per `FrameFormat`.
 ///
@@ -11,9 +13,23 @@ public protocol SessionSerializer: Sendable {
     func encodePush(joinRef: JSONValue, topic: String, event: String, payload: Payload) -> EncodedFrame?
     /// A channel's end: `phx_close` (left, stopped, replaced) or `phx_error` (crashed).
     func encodeChannelEnd(joinRef: JSONValue, topic: String, crashed: Bool) -> EncodedFrame?
+    /// A push whose payload is JSON text already encoded (a presence snapshot shared by every
+    /// joiner), written as it is. The default parses it and calls `encodePush(…payload:)`.
+    func encodePush(joinRef: JSONValue, topic: String, event: String, jsonText: ByteBuffer) -> EncodedFrame?
+}
+
+extension SessionSerializer {
+    public func encodePush(joinRef: JSONValue, topic: String, event: String, jsonText: ByteBuffer) -> EncodedFrame? {
+        guard let json = try? JSONParser.parse(jsonText) else { return nil }
+        return encodePush(joinRef: joinRef, topic: topic, event: event, payload: .json(json))
+    }
 }
 
 extension PhoenixSerializer: SessionSerializer {
+    public func encodePush(joinRef: JSONValue, topic: String, event: String, jsonText: ByteBuffer) -> EncodedFrame? {
+        encodeJSON(joinRef: joinRef, ref: .null, topic: topic, event: event, payloadText: jsonText)
+    }
+
     public func encodeChannelEnd(joinRef: JSONValue, topic: String, crashed: Bool) -> EncodedFrame? {
         // phx_close / phx_error carry the join ref in both join_ref and ref.
         encodeJSON(
@@ -37,6 +53,12 @@ public struct EventStreamSerializer: SessionSerializer {
     public func encodePush(joinRef: JSONValue, topic: String, event: String, payload: Payload) -> EncodedFrame? {
         guard case .json(let json) = payload else { return nil }  // binary has no SSE form
         return EncodedFrame(bytes: EventStreamEncoding.event(id: nil, event: event, data: json), isBinary: false)
+    }
+
+    public func encodePush(joinRef: JSONValue, topic: String, event: String, jsonText: ByteBuffer) -> EncodedFrame? {
+        var buffer = ByteBufferAllocator().buffer(capacity: 32 + event.utf8.count + jsonText.readableBytes)
+        EventStreamEncoding.writeEvent(id: nil, event: event, dataText: jsonText, into: &buffer)
+        return EncodedFrame(bytes: buffer, isBinary: false)
     }
 
     public func encodeChannelEnd(joinRef: JSONValue, topic: String, crashed: Bool) -> EncodedFrame? { nil }
