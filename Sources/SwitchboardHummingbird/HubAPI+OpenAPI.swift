@@ -105,6 +105,26 @@ extension HubAPI {
                         ],
                     ]
                 ],
+                "/api/topics/{topic}/presence": [
+                    "get": [
+                        "summary": "Who is present in a topic: users (keys), connections (metas) and each key's metas (with `phx_ref`).",
+                        "operationId": "getPresence",
+                        "parameters": [
+                            [
+                                "name": "topic", "in": "path", "required": true, "description": "The topic, percent-encoded (`room%3Alobby`) or not.",
+                                "schema": ["type": "string"],
+                            ],
+                            [
+                                "name": "count", "in": "query", "required": false, "description": "`1`: the counts only, without `presences`.",
+                                "schema": ["type": "string", "enum": ["0", "1", "true", "false"]],
+                            ],
+                        ],
+                        "responses": [
+                            "200": jsonResponse("The presences.", ["$ref": "#/components/schemas/Presence"]),
+                            "401": unauthorized,
+                        ],
+                    ]
+                ],
                 "/api/disconnect": [
                     "post": [
                         "summary":
@@ -167,7 +187,29 @@ extension HubAPI {
                     "Message": message,
                     "TopicCount": [
                         "type": "object", "required": ["topic", "subscribers"],
-                        "properties": ["topic": ["type": "string"], "subscribers": ["type": "integer"]],
+                        "properties": [
+                            "topic": ["type": "string"], "subscribers": ["type": "integer"],
+                            "users": ["type": "integer", "description": "Present users (keys), for topics with presences."],
+                            "connections": ["type": "integer", "description": "Present connections (metas), for topics with presences."],
+                        ],
+                    ],
+                    "Presence": [
+                        "type": "object", "required": ["topic", "users", "connections"],
+                        "properties": [
+                            "topic": ["type": "string"], "users": ["type": "integer"], "connections": ["type": "integer"],
+                            "presences": [
+                                "type": "object", "description": "key → {\"metas\": [meta, …]}, as in `presence_state`.",
+                                "additionalProperties": [
+                                    "type": "object", "required": ["metas"],
+                                    "properties": [
+                                        "metas": [
+                                            "type": "array",
+                                            "items": ["type": "object", "required": ["phx_ref"], "properties": ["phx_ref": ["type": "string"]]],
+                                        ]
+                                    ],
+                                ],
+                            ],
+                        ],
                     ],
                     "Error": [
                         "type": "object",

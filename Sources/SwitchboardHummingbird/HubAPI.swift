@@ -12,7 +12,8 @@ import SwitchboardTransports
 /// | --- | --- | --- |
 /// | `POST /api/broadcast` | `{"topic","event","payload"}` or `{"messages": [ … ]}` | 202 `{"published": n}` |
 /// | `GET /api/topics` | | 200 `{"topics": [{"topic", "subscribers"}]}` (cluster totals with `clusterCounts`, else this node) |
-/// | `GET /api/topics/{topic}` | | 200 `{"topic", "subscribers"}` |
+/// | `GET /api/topics/{topic}` | | 200 `{"topic", "subscribers"}` (with `users`, `connections` when it has presences) |
+/// | `GET /api/topics/{topic}/presence` | | 200 `{"topic", "users", "connections", "presences"}` (`?count=1`: no `presences`) |
 /// | `POST /api/disconnect` | `{"user": "42"}` or `{"socket_id": "…"}` | 202 `{}` |
 public struct HubAPI: Sendable {
     public let hub: Hub
@@ -47,10 +48,13 @@ public struct HubAPI: Sendable {
         api.post(RouterPath(String(HubAPI.broadcastPath.dropFirst("/api/".count)))) { request, _ in try await self.broadcast(request) }
         api.get("topics") { _, _ in await self.topics() }
         api.get("topics/{topic}") { _, context in
-            let raw = context.parameters.get("topic") ?? ""
-            let topic = raw.removingPercentEncoding ?? raw  // clients encode the `:` of `room:lobby`
+            let topic = Self.topic(context)
             let count = await self.counts()[topic] ?? 0
-            return Self.json(.ok, ["topic": .string(topic), "subscribers": .int(Int64(count))])
+            return Self.json(.ok, self.topicEntry(topic, subscribers: count))
+        }
+        api.get("topics/{topic}/presence") { request, context in
+            let countOnly = ["1", "true"].contains(request.uri.queryParameters.get("count") ?? "")
+            return self.presence(Self.topic(context), countOnly: countOnly)
         }
         api.post("disconnect") { request, _ in try await self.disconnect(request) }
     }
@@ -108,10 +112,41 @@ public struct HubAPI: Sendable {
     }
 
     func topics() async -> Response {
-        let topics = await counts().sorted { $0.key < $1.key }.map {
-            JSONValue.object(["topic": .string($0.key), "subscribers": .int(Int64($0.value))])
-        }
+        let topics = await counts().sorted { $0.key < $1.key }.map { topicEntry($0.key, subscribers: $0.value) }
         return Self.json(.ok, ["topics": .array(topics)])
+    }
+
+    /// The topic from the route (clients encode the `:` of `room:lobby`).
+    static func topic(_ context: some RequestContext) -> String {
+        let raw = context.parameters.get("topic") ?? ""
+        return raw.removingPercentEncoding ?? raw
+    }
+
+    /// `{"topic", "subscribers"}`, with `users` and `connections` when the topic has presences.
+    func topicEntry(_ topic: String, subscribers: Int) -> JSONValue {
+        var entry: [String: JSONValue] = ["topic": .string(topic), "subscribers": .int(Int64(subscribers))]
+        let present = hub.presence.count(topic)
+        if present.connections > 0 {
+            entry["users"] = .int(Int64(present.users))
+            entry["connections"] = .int(Int64(present.connections))
+        }
+        return .object(entry)
+    }
+
+    /// `GET /api/topics/{topic}/presence`: the member list as `presence_state` carries it.
+    func presence(_ topic: String, countOnly: Bool) -> Response {
+        let count = hub.presence.count(topic)
+        var body = ByteBuffer()
+        body.writeStaticString("{\"topic\":")
+        JSONWriter.writeString(topic, into: &body)
+        body.writeString(",\"users\":\(count.users),\"connections\":\(count.connections)")
+        if !countOnly {
+            body.writeStaticString(",\"presences\":")
+            var state = hub.presence.stateJSON(topic)
+            body.writeBuffer(&state)
+        }
+        body.writeStaticString("}")
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
 
     func disconnect(_ request: Request) async throws -> Response {

@@ -20,7 +20,8 @@ enum ServerApplication {
         access: ServerAccess = .builtIn,
         logger: Logger
     ) -> some ApplicationProtocol {
-        let hub = redis.map { Hub(nodeID: $0.nodeID, broker: $0, logger: logger) } ?? Hub(logger: logger)
+        let presence = access.presenceConfiguration
+        let hub = redis.map { Hub(nodeID: $0.nodeID, broker: $0, presence: presence, logger: logger) } ?? Hub(presence: presence, logger: logger)
         redis?.countSubscribers(of: hub)
         // Connect: JWT (or the demo's user_id param); topics: one channel per namespace (built in:
         // room:*, ticker, notifications:*, realtime:*, public:*, online). See ServerAccess.

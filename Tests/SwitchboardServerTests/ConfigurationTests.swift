@@ -214,7 +214,7 @@ struct ConfigFileTests {
                     behaviour: .generic,
                     join: .token,
                     clientPublish: true,
-                    presence: true,
+                    presence: .full,
                     historySize: 100,
                     historyTTL: 3600,
                     slowConsumer: .dropOldest

@@ -79,7 +79,7 @@ namespaces:
     assert config["host"] == "127.0.0.3"              # file over default
     assert config["log_format"] == "json"
     assert config["api_key"] == "(set)" and config["jwt"]["secret"] == "(set)"
-    assert config["namespaces"] == [{"pattern": "chat:*", "channel": "chat", "join": "anyone", "publish": True, "presence": False,
+    assert config["namespaces"] == [{"pattern": "chat:*", "channel": "chat", "join": "anyone", "publish": True, "presence": False, "presence_grace": 0.0,
                                      "history": {"size": 0, "ttl": 0}, "slow_consumer": "disconnect"}]
     # --config beats $SWITCHBOARD_CONFIG.
     other = write_config(tmp_path, {"port": 6000})

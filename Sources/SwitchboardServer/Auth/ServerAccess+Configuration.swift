@@ -33,8 +33,8 @@ extension ServerAccess {
                     "namespace \(namespace.pattern) joins need \(namespace.join.rawValue), but no JWT key is configured: \(namespace.join == .token ? "nobody can join" : "the unverified user_id param counts")"
                 )
             }
-            if namespace.presence || namespace.historySize != 0 || namespace.historyTTL != 0 || namespace.slowConsumer != .disconnect {
-                logger.notice("namespace \(namespace.pattern): presence, history and slow_consumer are accepted but not active yet")
+            if namespace.historySize != 0 || namespace.historyTTL != 0 || namespace.slowConsumer != .disconnect {
+                logger.notice("namespace \(namespace.pattern): history and slow_consumer are accepted but not active yet")
             }
         }
     }
@@ -54,7 +54,8 @@ extension ServerConfiguration {
                             "channel": .string(namespace.behaviour.rawValue),
                             "join": .string(namespace.join.rawValue),
                             "publish": .bool(namespace.clientPublish),
-                            "presence": .bool(namespace.presence),
+                            "presence": namespace.presence == .count ? "count" : .bool(namespace.presence == .full),
+                            "presence_grace": .double(namespace.presenceGrace),
                             "history": ["size": .int(Int64(namespace.historySize)), "ttl": .int(Int64(namespace.historyTTL))],
                             "slow_consumer": .string(namespace.slowConsumer.rawValue),
                         ])

@@ -153,21 +153,33 @@ struct ServerAccess: Sendable {
     /// table) everything else to a channel that refuses with `unknown namespace`.
     func registerChannels(on socket: inout PhoenixSocket) {
         for namespace in namespaces.namespaces {
-            socket.channel(namespace.pattern, NamespaceChannel(namespace: namespace, access: self, behaviour: Self.channel(for: namespace.behaviour)))
+            socket.channel(namespace.pattern, NamespaceChannel(namespace: namespace, access: self, behaviour: Self.channel(for: namespace)))
         }
         if !namespaces.isBuiltIn {
             socket.channel("*", UnknownNamespaceChannel())
         }
     }
 
-    /// The built-in channel of a behaviour; `nil` for the generic one.
-    static func channel(for behaviour: Namespace.Behaviour) -> (any TopicChannel)? {
-        switch behaviour {
+    /// The hub's presence rules: each topic's namespace says whether it is count-only and how
+    /// long a leaving user's last meta stays (`presence_grace`).
+    var presenceConfiguration: Presence.Configuration {
+        var configuration = Presence.Configuration()
+        let namespaces = self.namespaces
+        configuration.policy = { topic in
+            guard let namespace = namespaces.namespace(of: topic), namespace.presence != .off else { return Presence.TopicPolicy() }
+            return Presence.TopicPolicy(countOnly: namespace.presence == .count, grace: .milliseconds(Int64(namespace.presenceGrace * 1000)))
+        }
+        return configuration
+    }
+
+    /// The built-in channel of a namespace's behaviour; `nil` for the generic one.
+    static func channel(for namespace: Namespace) -> (any TopicChannel)? {
+        switch namespace.behaviour {
         case .generic: return nil
         case .chat: return RoomChannel()
         case .ticker: return TickerChannel()
         case .notifications: return NotificationsChannel()
-        case .realtime: return RealtimeChannel()
+        case .realtime: return RealtimeChannel(presence: namespace.presence != .off)
         case .online: return OnlineChannel()
         }
     }

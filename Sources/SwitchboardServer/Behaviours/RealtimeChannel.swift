@@ -1,3 +1,4 @@
+import Foundation
 import Switchboard
 
 /// `realtime:<name>`: Supabase Realtime "Broadcast" semantics, so Supabase's client libraries work.
@@ -8,7 +9,17 @@ import Switchboard
 /// to the sender too only with `self: true`, acknowledged with an `ok` reply only with `ack: true`.
 /// Private channels need an access token (there is no token verification in the demo yet, so any
 /// non-empty token is accepted; the standalone server's JWT auth will check it).
+///
+/// With presence on, clients track themselves: the `presence` event `{"event": "track",
+/// "payload": {…}}` tracks (or updates) the channel under the join's `config.presence.key` (a
+/// generated key when empty), `{"event": "untrack"}` untracks; `type: "presence"` is optional and
+/// `event` is compared case-insensitively, as Supabase's server does. Joiners get `presence_state`.
 struct RealtimeChannel: TopicChannel {
+    /// Whether the namespace tracks presence.
+    var presence = false
+
+    static let presenceKeyAssign = "realtime.presence_key"
+    static let presenceMetaAssign = "realtime.presence_meta"
     func join(topic: String, payload: JSONValue, socket: inout ChannelSocket) async throws -> JoinResult {
         guard topic.count > "realtime:".count else { return .refuse("TopicNameRequired: a channel name is required") }
         let config = payload["config"]
@@ -18,6 +29,11 @@ struct RealtimeChannel: TopicChannel {
         }
         socket.assigns["self"] = config?["broadcast"]?["self"]?.boolValue ?? false
         socket.assigns["ack"] = config?["broadcast"]?["ack"]?.boolValue ?? false
+        if presence {
+            let key = config?["presence"]?["key"]?.stringValue ?? ""
+            socket.assigns[Self.presenceKeyAssign] = key.isEmpty ? UUID().uuidString.lowercased() : key
+            socket.pushPresenceState()
+        }
         return .ok(["postgres_changes": []])
     }
 
@@ -36,9 +52,38 @@ struct RealtimeChannel: TopicChannel {
         case "access_token":
             return .noReply  // token refresh: accepted silently, as Supabase's server does
         case "presence":
-            return .ok()  // presence arrives with the presence issue; acknowledged so clients do not time out
+            guard presence else { return .ok() }  // acknowledged so clients do not time out
+            return handlePresence(payload, socket: &socket)
         default:
             return .error(reason: "unknown event")
+        }
+    }
+
+    private func handlePresence(_ payload: Payload, socket: inout ChannelSocket) -> HandleInResult {
+        guard let event = payload["event"]?.stringValue else { return .ok() }  // Supabase: ok, ignored
+        let key: String = socket.assigns[Self.presenceKeyAssign] ?? ""
+        switch event.lowercased() {
+        case "track":
+            let meta = payload["payload"] ?? .emptyObject
+            do {
+                if socket.trackedKeys.contains(key) {
+                    // A track of the meta already tracked changes nothing (no diff), as in Supabase.
+                    guard socket.assigns[Self.presenceMetaAssign] != meta else { return .ok() }
+                    try socket.updatePresence(key: key, meta: meta)
+                } else {
+                    try socket.track(key: key, meta: meta)
+                }
+            } catch {
+                return .error(reason: error.description)
+            }
+            socket.assigns[Self.presenceMetaAssign] = meta
+            return .ok()
+        case "untrack":
+            socket.untrack(key: key)
+            socket.assigns[Self.presenceMetaAssign] = JSONValue?.none
+            return .ok()
+        default:
+            return .error(.emptyObject)
         }
     }
 }

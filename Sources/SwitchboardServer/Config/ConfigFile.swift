@@ -190,7 +190,11 @@ struct ConfigFile {
                     result.append(namespace)
                     continue
                 }
-                let options = try object(optionsValue, path, keys: ["pattern", "channel", "join", "publish", "presence", "history", "slow_consumer"])
+                let options = try object(
+                    optionsValue,
+                    path,
+                    keys: ["pattern", "channel", "join", "publish", "presence", "presence_grace", "history", "slow_consumer"]
+                )
                 if let behaviour = try choice(
                     options["channel"],
                     "\(path).channel",
@@ -211,7 +215,27 @@ struct ConfigFile {
                     throw fail("\(path).join", "owner needs a prefix pattern (the user id is the topic's suffix)")
                 }
                 if let publish = try bool(options["publish"], "\(path).publish") { namespace.clientPublish = publish }
-                if let presence = try bool(options["presence"], "\(path).presence") { namespace.presence = presence }
+                if let presence = options["presence"], !(presence is NSNull) {
+                    switch presence {
+                    case let on as Bool: namespace.presence = on ? .full : .off
+                    case let text as String:
+                        guard let mode = Namespace.PresenceMode(rawValue: text.lowercased()) else {
+                            throw fail("\(path).presence", "expected true, false or count, got \(text)")
+                        }
+                        namespace.presence = mode
+                    default: throw fail("\(path).presence", "expected true, false or count")
+                    }
+                }
+                if let graceValue = options["presence_grace"], !(graceValue is NSNull) {
+                    let grace: Double
+                    switch graceValue {
+                    case let int as Int: grace = Double(int)
+                    case let double as Double: grace = double
+                    default: throw fail("\(path).presence_grace", "expected a number of seconds")
+                    }
+                    guard grace >= 0, grace <= 3600 else { throw fail("\(path).presence_grace", "expected 0 to 3600 seconds") }
+                    namespace.presenceGrace = grace
+                }
                 if let historyValue = options["history"], !(historyValue is NSNull) {
                     let history = try object(historyValue, "\(path).history", keys: ["size", "ttl"])
                     if let size = try int(history["size"], "\(path).history.size") { namespace.historySize = size }

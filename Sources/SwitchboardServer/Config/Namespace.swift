@@ -1,8 +1,8 @@
 /// A family of topics with the same rules: an exact topic (`ticker`) or a prefix (`chat:*`).
 ///
 /// Who may join, whether clients may publish, and which built-in channel behaviour (if any) serves
-/// it. `presence`, `historySize`, `historyTTL` and `slowConsumer` are accepted and kept for the
-/// issues that implement them; they have no effect yet.
+/// it, and whether its topics track presence. `historySize`, `historyTTL` and `slowConsumer` are
+/// accepted and kept for the issues that implement them; they have no effect yet.
 struct Namespace: Sendable, Equatable {
     /// Who may join a topic of the namespace.
     enum JoinRule: String, Sendable, Equatable, CaseIterable {
@@ -41,6 +41,17 @@ struct Namespace: Sendable, Equatable {
         case keepLatest = "keep_latest"
     }
 
+    /// Whether the namespace's topics track who is present.
+    enum PresenceMode: String, Sendable, Equatable, CaseIterable {
+        /// No presence (the default).
+        case off = "false"
+        /// Every joined connection is tracked under its user id; clients get `presence_state`
+        /// and `presence_diff` (in `realtime` namespaces clients track themselves).
+        case full = "true"
+        /// Tracked like `full`, but clients get only `presence_count`.
+        case count
+    }
+
     /// `ticker` (exactly that topic) or `chat:*` (every topic starting with `chat:`).
     var pattern: String
     var behaviour: Behaviour = .generic
@@ -49,8 +60,9 @@ struct Namespace: Sendable, Equatable {
     /// rebroadcast; built-in behaviours: their events reach the behaviour). Otherwise client
     /// events get an error reply.
     var clientPublish = false
-    /// Not active yet (presence issue).
-    var presence = false
+    var presence = PresenceMode.off
+    /// Seconds a user's last meta stays after its connection left (`presence_grace`).
+    var presenceGrace = 0.0
     /// Not active yet (history issue): messages kept per topic.
     var historySize = 0
     /// Not active yet (history issue): seconds a message is kept.
