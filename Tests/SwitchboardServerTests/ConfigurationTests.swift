@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Switchboard
 import Testing
 
 @testable import SwitchboardServer
@@ -225,6 +226,28 @@ struct ConfigFileTests {
         )
     }
 
+    @Test("presence: true, false or count, with presence_grace in seconds; the hub's policy follows each topic's namespace")
+    func presence() throws {
+        let layer = try resolve(
+            """
+            namespaces:
+              "lobby:*": {presence: true, presence_grace: 2.5}
+              "stats:*": {presence: count}
+              "news:*": {presence: false}
+              "plain:*": {}
+            """
+        )
+        let namespaces = try #require(layer.namespaces)
+        #expect(namespaces.map(\.presence) == [.full, .off, .off, .count])
+        #expect(namespaces.first { $0.pattern == "lobby:*" }?.presenceGrace == 2.5)
+        let access = ServerAccess(namespaces: NamespaceTable(namespaces), verifier: nil, allowAnonymous: true, originPolicy: .any)
+        let policy = access.presenceConfiguration.policy
+        #expect(policy("lobby:1") == Presence.TopicPolicy(countOnly: false, grace: .milliseconds(2500)))
+        #expect(policy("stats:1") == Presence.TopicPolicy(countOnly: true, grace: .zero))
+        #expect(policy("news:1") == Presence.TopicPolicy())
+        #expect(policy("elsewhere") == Presence.TopicPolicy())
+    }
+
     @Test("JSON, with namespaces as a list")
     func jsonList() throws {
         let layer = try resolve(#"{"namespaces": [{"pattern": "chat:*", "publish": true}, {"pattern": "ticker", "channel": "ticker"}]}"#)
@@ -255,6 +278,10 @@ struct ConfigFileTests {
             ("jwt: HS256", "test.yaml: jwt: expected a mapping"),
             ("jwt:\n  require_exp: sometimes", "test.yaml: jwt.require_exp: expected true or false"),
             ("allowed_origins: [{a: 1}]", "allowed_origins[0]"),
+            ("namespaces:\n  \"lobby:*\":\n    presence: sometimes", "namespaces.lobby:*.presence: expected true, false or count"),
+            ("namespaces:\n  \"lobby:*\":\n    presence: 3", "namespaces.lobby:*.presence"),
+            ("namespaces:\n  \"lobby:*\":\n    presence_grace: soon", "namespaces.lobby:*.presence_grace: expected a number of seconds"),
+            ("namespaces:\n  \"lobby:*\":\n    presence_grace: -1", "namespaces.lobby:*.presence_grace: expected 0 to 3600 seconds"),
         ]
     )
     func mistakes(text: String, expected: String) throws {

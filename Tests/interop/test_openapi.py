@@ -36,7 +36,9 @@ def test_openapi_document_is_served_without_a_key_and_matches_the_routes(http_ur
         "description": doc["components"]["securitySchemes"]["apiKey"]["description"],
     }
     paths = doc["paths"]
-    assert set(paths) == {"/api/broadcast", "/api/topics", "/api/topics/{topic}", "/api/disconnect", "/api/openapi.json", "/metrics", "/health"}
+    assert set(paths) == {
+        "/api/broadcast", "/api/topics", "/api/topics/{topic}", "/api/topics/{topic}/presence", "/api/disconnect", "/api/openapi.json", "/metrics", "/health",
+    }
 
     # Every $ref points at a schema that exists.
     def refs(node):
@@ -58,6 +60,7 @@ def test_openapi_document_is_served_without_a_key_and_matches_the_routes(http_ur
         ("/api/broadcast", "post"): ("/api/broadcast", {"topic": "public:openapi", "event": "e", "payload": {}}),
         ("/api/topics", "get"): ("/api/topics", None),
         ("/api/topics/{topic}", "get"): ("/api/topics/public%3Aopenapi", None),
+        ("/api/topics/{topic}/presence", "get"): ("/api/topics/online/presence", None),
         ("/api/disconnect", "post"): ("/api/disconnect", {"user": "nobody-openapi"}),
         ("/api/openapi.json", "get"): ("/api/openapi.json", None),
         ("/metrics", "get"): ("/metrics", None),

@@ -180,13 +180,19 @@ def test_wire_format_of_the_stream(http_url):
 
 def test_sseclient_py_reads_ids_and_pushes_without_id(http_url):
     """sseclient-py over an httpx stream. The `online` channel sends its member count as a push to
-    the connection (not a topic broadcast): such events have no `id:` line."""
+    the connection (not a topic broadcast): such events have no `id:` line. `online` tracks
+    presence too: its snapshot, a push, comes first and has no id either; its diffs are topic
+    broadcasts (with ids) and are not this test's subject."""
     topic = unique("public:sc-")
     url = events_url(http_url, "online", topic)
 
     with httpx.Client(timeout=httpx.Timeout(STEP_TIMEOUT_S)) as http, http.stream("GET", url) as response:
         assert_stream_head(response)
         events = SSEClient(response.iter_bytes()).events()  # each read waits at most STEP_TIMEOUT_S
+        snapshot = next(events)
+        assert (snapshot.id, snapshot.event) == (None, "presence_state"), str(snapshot)
+        assert isinstance(json.loads(snapshot.data), dict)
+        events = (event for event in events if event.event != "presence_diff")
         count = next(events)
         assert (count.id, count.event) == (None, "session-count"), str(count)
         data = json.loads(count.data)

@@ -13,7 +13,8 @@ import Switchboard
 /// With presence on, clients track themselves: the `presence` event `{"event": "track",
 /// "payload": {…}}` tracks (or updates) the channel under the join's `config.presence.key` (a
 /// generated key when empty), `{"event": "untrack"}` untracks; `type: "presence"` is optional and
-/// `event` is compared case-insensitively, as Supabase's server does. Joiners get `presence_state`.
+/// `event` is compared case-insensitively, as Supabase's server does. Joiners that enable presence
+/// (`config.presence.enabled`) get `presence_state`; the others get it with their first track.
 struct RealtimeChannel: TopicChannel {
     /// Whether the namespace tracks presence.
     var presence = false
@@ -32,7 +33,10 @@ struct RealtimeChannel: TopicChannel {
         if presence {
             let key = config?["presence"]?["key"]?.stringValue ?? ""
             socket.assigns[Self.presenceKeyAssign] = key.isEmpty ? UUID().uuidString.lowercased() : key
-            socket.pushPresenceState()
+            // As Supabase's server: the snapshot follows the join when the client asked for
+            // presence (its clients do when presence callbacks are attached); a client that
+            // tracks later gets it with its first track.
+            if config?["presence"]?["enabled"]?.boolValue == true { socket.pushPresenceState() }
         }
         return .ok(["postgres_changes": []])
     }

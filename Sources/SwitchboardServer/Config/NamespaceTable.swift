@@ -31,9 +31,9 @@ struct NamespaceTable: Sendable, Equatable {
             Namespace(pattern: "room:*", behaviour: .chat, join: .anyone, clientPublish: true),
             Namespace(pattern: "ticker", behaviour: .ticker, join: .anyone, clientPublish: false),
             Namespace(pattern: "notifications:*", behaviour: .notifications, join: .owner, clientPublish: true),
-            Namespace(pattern: "realtime:*", behaviour: .realtime, join: .anyone, clientPublish: true),
+            Namespace(pattern: "realtime:*", behaviour: .realtime, join: .anyone, clientPublish: true, presence: .full),
             Namespace(pattern: "public:*", behaviour: .generic, join: .anyone, clientPublish: false),
-            Namespace(pattern: "online", behaviour: .online, join: .anyone, clientPublish: false),
+            Namespace(pattern: "online", behaviour: .online, join: .anyone, clientPublish: false, presence: .full),
         ],
         isBuiltIn: true
     )
