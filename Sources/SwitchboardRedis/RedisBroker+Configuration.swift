@@ -24,6 +24,13 @@ extension RedisBroker {
         public var countsInterval: Duration = .seconds(2)
         /// How long a node's counts stay in Redis without a refresh (a dead node's vanish then).
         public var countsTTL: Duration = .seconds(10)
+        /// How often this node tells the others it is alive (with presence replicated).
+        public var presenceHeartbeat: Duration = .seconds(1)
+        /// How long a node may stay silent before its presences are removed everywhere (a node
+        /// killed, or cut off from Redis). The server's `presence_lease_seconds`.
+        public var presenceLease: Duration = .seconds(30)
+        /// How long a presence change waits for others to share its message.
+        public var presenceFlushWindow: Duration = .milliseconds(5)
 
         public init() {}
 

@@ -42,6 +42,7 @@ public final class RedisBroker: Broker, Service {
     let wakeUps: AsyncStream<Void>
     let counters = Counters()
     let countSource = Mutex<CountSource?>(nil)
+    let presenceReplication = PresenceReplication()
 
     struct Sink {
         let deliver: @Sendable (Broadcast) -> Void
@@ -179,6 +180,7 @@ public final class RedisBroker: Broker, Service {
                 group.addTask { await self.client.run() }
                 group.addTask { await self.flushLoop() }
                 group.addTask { await self.countsLoop() }
+                group.addTask { await self.presenceLoop() }
             }
         }
     }

@@ -23,6 +23,7 @@ enum ServerApplication {
         let presence = access.presenceConfiguration
         let hub = redis.map { Hub(nodeID: $0.nodeID, broker: $0, presence: presence, logger: logger) } ?? Hub(presence: presence, logger: logger)
         redis?.countSubscribers(of: hub)
+        redis?.replicatePresence(of: hub)
         // Connect: JWT (or the demo's user_id param); topics: one channel per namespace (built in:
         // room:*, ticker, notifications:*, realtime:*, public:*, online). See ServerAccess.
         var socket = PhoenixSocket(hub: hub) { await access.connect($0) }

@@ -179,7 +179,9 @@ struct SwitchboardCommand: AsyncParsableCommand {
         }
         var broker: RedisBroker?
         if let url = configuration.redisURL, !url.isEmpty {
-            broker = RedisBroker(configuration: try RedisBroker.Configuration(url: url), logger: logger)
+            var redis = try RedisBroker.Configuration(url: url)
+            redis.presenceLease = .seconds(configuration.presenceLeaseSeconds)
+            broker = RedisBroker(configuration: redis, logger: logger)
         }
         let app = ServerApplication.makeApplication(
             host: configuration.host,

@@ -265,7 +265,10 @@ struct ConfigFileTests {
         "mistakes are errors with the key's path",
         arguments: [
             ("prot: 4000", "prot"),
-            ("prot: 4000", "(known: allowed_origins, api_key, host, jwt, log_format, log_level, namespaces, port, redis_url)"),
+            (
+                "prot: 4000",
+                "(known: allowed_origins, api_key, host, jwt, log_format, log_level, namespaces, port, presence_lease_seconds, redis_url)"
+            ),
             ("port: many", "port"),
             ("log_format: xml", "log_format"),
             ("jwt:\n  secrte: x", "jwt.secrte"),

@@ -49,12 +49,17 @@ public final class Presence: Sendable {
     let nodeID: String
     private let shards: [Shard]
     private let sink = Mutex<Sink?>(nil)
+    private let replicator = Mutex<Replicator?>(nil)
     private let listeners = Mutex<Listeners>(Listeners())
     private let refs: PresenceRefGenerator
 
     /// The hub's delivery, in a struct (a bare closure in a `Mutex` is re-wrapped by every `withLock`).
     private struct Sink {
         let deliver: @Sendable (Broadcast) -> Void
+    }
+
+    private struct Replicator {
+        let send: @Sendable (PresenceUpdate) -> Void
     }
 
     private final class Shard: Sendable {
@@ -179,12 +184,20 @@ public final class Presence: Sendable {
         _ topic: String,
         policy: TopicPolicy,
         loop: any EventLoop,
+        announcing: Bool = true,
         _ change: (inout PresenceTopic) -> [PresenceTopic.Change]
     ) {
+        let replicate = replicator.withLock { $0 }
         let flushIn: TimeAmount? = shard(topic).topics.withLock { topics in
-            var state = topics.removeValue(forKey: topic) ?? PresenceTopic(countOnly: policy.countOnly)
+            var state =
+                topics.removeValue(forKey: topic) ?? PresenceTopic(countOnly: policy.countOnly, replicatedNode: replicate == nil ? nil : nodeID)
             let changes = change(&state)
-            announce(changes, topic: topic)
+            if announcing { announce(changes, topic: topic) }
+            // Under the lock: a topic's changes reach the other nodes in the order they were made.
+            let operations = state.takeReplication()
+            if let replicate, !operations.isEmpty {
+                replicate.send(PresenceUpdate(node: nodeID, topic: topic, operations: operations))
+            }
             let delay = scheduleFlush(&state, policy: policy)
             // A topic with nothing left to say is forgotten (a count-only one that still has to
             // tell its subscribers "0" has a flush scheduled).
@@ -270,6 +283,77 @@ public final class Presence: Sendable {
         if let next { scheduleExpiry(topic, after: max(.zero, next - .now()), loop: loop) }
     }
 
+    // MARK: Other nodes
+
+    /// Replicates this node's presence changes through `send` (a cluster broker calls this once,
+    /// before any channel tracks): it is called with every change of this node's own entries, per
+    /// topic in order, under the topic's lock, so it must only queue the update and return.
+    public func replicate(through send: @escaping @Sendable (PresenceUpdate) -> Void) {
+        replicator.withLock { $0 = Replicator(send: send) }
+    }
+
+    /// Applies another node's changes; its local subscribers get them in their diffs. Lifecycle
+    /// events are announced on the node that made the change, not here.
+    public func apply(_ update: PresenceUpdate, loop: any EventLoop) {
+        guard update.node != nodeID else { return }
+        mutate(update.topic, policy: configuration.policy(update.topic), loop: loop, announcing: false) { state in
+            state.apply(update.operations, from: update.node)
+        }
+    }
+
+    /// Replaces everything known of `node` with its full state (`topics`: topic → its entries
+    /// as joins), e.g. after a gap in its updates; entries it no longer has leave.
+    public func replaceNode(_ node: String, with topics: [String: [PresenceOperation]], loop: any EventLoop) {
+        guard node != nodeID else { return }
+        var affected = Set(topics.keys)
+        for shard in shards {
+            shard.topics.withLock { all in
+                for (topic, state) in all where state.members.values.contains(where: { $0.contains { $0.owner.node == node } }) {
+                    affected.insert(topic)
+                }
+            }
+        }
+        for topic in affected {
+            let operations = topics[topic] ?? []
+            mutate(topic, policy: configuration.policy(topic), loop: loop, announcing: false) { state in
+                state.replaceNode(node, with: operations)
+            }
+        }
+    }
+
+    /// Removes every entry of `node` (it stopped, or its lease ran out). With `announcing`, the
+    /// members it leaves behind are told to the lifecycle listeners (one node of the cluster does).
+    public func removeNode(_ node: String, announcing: Bool, loop: any EventLoop) {
+        guard node != nodeID else { return }
+        var affected: [String] = []
+        for shard in shards {
+            shard.topics.withLock { all in
+                for (topic, state) in all where state.members.values.contains(where: { $0.contains { $0.owner.node == node } }) {
+                    affected.append(topic)
+                }
+            }
+        }
+        for topic in affected {
+            mutate(topic, policy: configuration.policy(topic), loop: loop, announcing: announcing) { state in
+                state.removeNode(node)
+            }
+        }
+    }
+
+    /// This node's own entries in every topic, as joins (the state other nodes ask for).
+    public func localState() -> [String: [PresenceOperation]] {
+        var result: [String: [PresenceOperation]] = [:]
+        for shard in shards {
+            shard.topics.withLock { all in
+                for (topic, state) in all {
+                    let entries = state.entries(of: nodeID)
+                    if !entries.isEmpty { result[topic] = entries }
+                }
+            }
+        }
+        return result
+    }
+
     // MARK: Lifecycle events
 
     /// A stream of the topics' lifecycle (occupied, vacated) and of members joining and leaving,
@@ -310,6 +394,19 @@ public final class Presence: Sendable {
         var hasher = Hasher()
         hasher.combine(topic)
         return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(shards.count))]
+    }
+}
+
+/// Changes of one node's own presences in one topic, as they travel between nodes.
+public struct PresenceUpdate: Sendable, Hashable {
+    public var node: String
+    public var topic: String
+    public var operations: [PresenceOperation]
+
+    public init(node: String, topic: String, operations: [PresenceOperation]) {
+        self.node = node
+        self.topic = topic
+        self.operations = operations
     }
 }
 

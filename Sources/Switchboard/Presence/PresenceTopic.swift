@@ -17,11 +17,14 @@ import OrderedCollections
 struct PresenceTopic {
     struct Entry {
         var ref: String
-        /// The channel that tracked it; nil while it lingers in its grace period.
-        var owner: SubscriberID?
+        /// The channel that tracked it (on this node or another).
+        var owner: SubscriberID
         /// The meta as sent: a JSON object with `phx_ref` (and `phx_ref_prev` after an update).
         var meta: [UInt8]
+        /// Set while the entry lingers in its grace period (its channel has ended).
         var lingersUntil: NIODeadline?
+
+        var isLingering: Bool { lingersUntil != nil }
     }
 
     /// A change of who is in the topic, for the lifecycle listeners.
@@ -33,6 +36,10 @@ struct PresenceTopic {
     }
 
     let countOnly: Bool
+    /// This node's id when presence is replicated to other nodes: changes of this node's own
+    /// entries are then logged for `takeReplication`.
+    let replicatedNode: String?
+    private var replication: [PresenceOperation] = []
     private(set) var members: OrderedDictionary<String, [Entry]> = [:]
     /// Every meta, lingering ones included.
     private(set) var connections = 0
@@ -50,8 +57,9 @@ struct PresenceTopic {
     var lastCount: PresenceCount?
     var lingerTimer: NIODeadline?
 
-    init(countOnly: Bool) {
+    init(countOnly: Bool, replicatedNode: String? = nil) {
         self.countOnly = countOnly
+        self.replicatedNode = replicatedNode
     }
 
     var hasPendingDiff: Bool { !joins.isEmpty || !leaves.isEmpty }
@@ -67,9 +75,9 @@ struct PresenceTopic {
         var changes: [Change] = []
         if members.isEmpty { changes.append(.occupied) }
         if let entries = members[key] {
-            let lingering = entries.filter { $0.owner == nil }
+            let lingering = entries.filter(\.isLingering)
             if !lingering.isEmpty {
-                members[key] = entries.filter { $0.owner != nil }
+                members[key] = entries.filter { !$0.isLingering }
                 connections -= lingering.count
                 for entry in lingering { recordLeave(key: key, entry) }
             }
@@ -86,7 +94,7 @@ struct PresenceTopic {
     /// Replaces `owner`'s meta under `key` (the new one gets `ref`, and the old ref as
     /// `phx_ref_prev`); false when it tracks no such key.
     mutating func update(key: String, owner: SubscriberID, ref: String, meta: [UInt8]) -> Bool {
-        guard let index = members[key]?.firstIndex(where: { $0.owner == owner }) else { return false }
+        guard let index = members[key]?.firstIndex(where: { $0.owner == owner && !$0.isLingering }) else { return false }
         let old = members[key]![index]
         let new = Entry(ref: ref, owner: owner, meta: Self.sentMeta(meta, ref: ref, previous: old.ref))
         members[key]![index] = new
@@ -99,9 +107,8 @@ struct PresenceTopic {
     /// until `now + grace` instead (then `expire` removes it); returns the changes and whether an
     /// entry started lingering.
     mutating func untrack(key: String, owner: SubscriberID, grace: TimeAmount, now: NIODeadline) -> (changes: [Change], lingering: Bool) {
-        guard var entries = members[key], let index = entries.firstIndex(where: { $0.owner == owner }) else { return ([], false) }
+        guard var entries = members[key], let index = entries.firstIndex(where: { $0.owner == owner && !$0.isLingering }) else { return ([], false) }
         if grace > .zero && entries.count == 1 {
-            entries[index].owner = nil
             entries[index].lingersUntil = now + grace
             members[key] = entries
             return ([], true)
@@ -126,7 +133,7 @@ struct PresenceTopic {
         var changes: [Change] = []
         var next: NIODeadline?
         for key in members.keys {
-            guard let entry = members[key]?.first, entry.owner == nil, let until = entry.lingersUntil else { continue }
+            guard let entry = members[key]?.first, let until = entry.lingersUntil else { continue }
             if until <= now {
                 members[key] = nil
                 connections -= 1
@@ -141,12 +148,18 @@ struct PresenceTopic {
     }
 
     private mutating func recordJoin(key: String, _ entry: Entry) {
+        if let node = replicatedNode, entry.owner.node == node {
+            replication.append(.join(key: key, ref: entry.ref, owner: entry.owner.local, meta: entry.meta))
+        }
         guard !countOnly else { return }
         joins[key, default: []].append(entry)
         pendingJoinRefs.insert(entry.ref)
     }
 
     private mutating func recordLeave(key: String, _ entry: Entry) {
+        if let node = replicatedNode, entry.owner.node == node {
+            replication.append(.leave(key: key, ref: entry.ref))
+        }
         guard !countOnly else { return }
         if pendingJoinRefs.remove(entry.ref) != nil {
             // Never announced: it leaves the pending diff, and the snapshot never held it.
@@ -156,6 +169,84 @@ struct PresenceTopic {
         }
         leaves[key, default: []].append(entry)
         snapshot = nil
+    }
+
+    // MARK: Other nodes
+
+    /// This node's changes since the last call, for the other nodes.
+    mutating func takeReplication() -> [PresenceOperation] {
+        defer { replication = [] }
+        return replication
+    }
+
+    /// Applies another node's changes (joins first, then leaves, as clients apply diffs; a join
+    /// already known and a leave of an unknown ref change nothing, so a change may arrive twice).
+    mutating func apply(_ operations: [PresenceOperation], from node: String) -> [Change] {
+        var changes: [Change] = []
+        for case .join(let key, let ref, let owner, let meta) in operations {
+            if members[key]?.contains(where: { $0.ref == ref }) == true { continue }
+            if members.isEmpty { changes.append(.occupied) }
+            if members[key] == nil { changes.append(.joined(key)) }
+            let entry = Entry(ref: ref, owner: SubscriberID(node: node, local: owner), meta: meta)
+            members[key, default: []].append(entry)
+            connections += 1
+            recordJoin(key: key, entry)
+        }
+        for case .leave(let key, let ref) in operations {
+            changes += remove(key: key) { $0.ref == ref && $0.owner.node == node }
+        }
+        return changes
+    }
+
+    /// Removes every entry of `node` (a node that stopped, or whose full state follows).
+    mutating func removeNode(_ node: String) -> [Change] {
+        var changes: [Change] = []
+        for key in members.keys where members[key]?.contains(where: { $0.owner.node == node }) == true {
+            changes += remove(key: key) { $0.owner.node == node }
+        }
+        return changes
+    }
+
+    /// Replaces `node`'s entries with `entries` (its full state): entries it no longer has leave,
+    /// new ones join, the others stay as they are (no diff).
+    mutating func replaceNode(_ node: String, with operations: [PresenceOperation]) -> [Change] {
+        var wanted = Set<String>()
+        for case .join(_, let ref, _, _) in operations { wanted.insert(ref) }
+        var changes: [Change] = []
+        for key in members.keys where members[key]?.contains(where: { $0.owner.node == node && !wanted.contains($0.ref) }) == true {
+            changes += remove(key: key) { $0.owner.node == node && !wanted.contains($0.ref) }
+        }
+        return changes + apply(operations, from: node)
+    }
+
+    /// This node's own entries, as joins.
+    func entries(of node: String) -> [PresenceOperation] {
+        var result: [PresenceOperation] = []
+        for (key, entries) in members {
+            for entry in entries where entry.owner.node == node {
+                result.append(.join(key: key, ref: entry.ref, owner: entry.owner.local, meta: entry.meta))
+            }
+        }
+        return result
+    }
+
+    private mutating func remove(key: String, where matches: (Entry) -> Bool) -> [Change] {
+        guard var entries = members[key] else { return [] }
+        var removed: [Entry] = []
+        entries.removeAll { entry in
+            guard matches(entry) else { return false }
+            removed.append(entry)
+            return true
+        }
+        guard !removed.isEmpty else { return [] }
+        connections -= removed.count
+        for entry in removed { recordLeave(key: key, entry) }
+        if entries.isEmpty {
+            members[key] = nil
+            return members.isEmpty ? [.left(key), .vacated] : [.left(key)]
+        }
+        members[key] = entries
+        return []
     }
 
     // MARK: Encoding
@@ -243,6 +334,15 @@ struct PresenceTopic {
         bytes.append(contentsOf: "\"}".utf8)
         return bytes
     }
+}
+
+/// One change of a node's own presences, as it travels to the other nodes.
+public enum PresenceOperation: Sendable, Hashable {
+    /// An entry arrived: its key, `phx_ref`, owning channel (unique on its node) and meta as
+    /// sent (JSON object text with `phx_ref`).
+    case join(key: String, ref: String, owner: UInt64, meta: [UInt8])
+    /// The entry with this `phx_ref` left.
+    case leave(key: String, ref: String)
 }
 
 /// How many are present in a topic: users (keys) and connections (metas).

@@ -70,6 +70,7 @@ extension ServerConfiguration {
             "log_format": .string(logFormat.rawValue),
             "api_key": secret(apiKey),
             "redis_url": redisURL == nil ? .null : "(set)",  // may hold a password
+            "presence_lease_seconds": .int(Int64(presenceLeaseSeconds)),
             "allowed_origins": .array((allowedOrigins ?? Self.defaultAllowedOrigins).map { .string($0) }),
             "jwt": [
                 "algorithm": string(jwt.algorithm?.rawValue),

@@ -14,6 +14,7 @@ extension ServerConfiguration {
         try settings.read("log_format", into: &logFormat, Self.parseLogFormat)
         try settings.read("api_key", into: &apiKey) { text, _ in text }
         try settings.read("redis_url", into: &redisURL) { text, _ in text }
+        try settings.read("presence_lease_seconds", into: &presenceLeaseSeconds, Self.parsePositiveInt)
         allowedOrigins = try settings.list("allowed_origins")?.value
         try settings.read("jwt.algorithm", into: &jwt.algorithm, Self.parseAlgorithm)
         try readJWTKey(settings)
@@ -70,6 +71,13 @@ extension ServerConfiguration {
     static func parseInt(_ text: String, source: String) throws(ConfigurationError) -> Int {
         guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
             throw ConfigurationError("\(source): expected an integer, not \(text)")
+        }
+        return value
+    }
+
+    static func parsePositiveInt(_ text: String, source: String) throws(ConfigurationError) -> Int {
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value > 0 else {
+            throw ConfigurationError("\(source): expected a positive integer, not \(text)")
         }
         return value
     }

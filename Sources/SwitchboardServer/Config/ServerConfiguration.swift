@@ -24,6 +24,8 @@ struct ServerConfiguration: Sendable, Equatable {
     var apiKey: String?
     /// Redis URL: nodes sharing a Redis act as one; `nil`: one in-memory node.
     var redisURL: String?
+    /// With Redis: seconds a silent node keeps its presences before they are removed everywhere.
+    var presenceLeaseSeconds = 30
     /// Browser origins allowed to connect (`OriginPolicy.allowList` patterns); `nil`: the default,
     /// `localhost`, `127.0.0.1` and `[::1]` on any port (requests without `Origin` always pass).
     var allowedOrigins: [String]?
