@@ -13,6 +13,7 @@ import Switchboard
 /// SBP1 hb <node> <seq>                          alive; <seq> is its last delta
 /// SBP1 sync <node> <target>                     asks <target> (a node, or *) for its state
 /// SBP1 state <node> <seq> <part> <last> ...J lines   the node's own entries, in parts
+/// SBP1 bye <node> <seq>                         stopping: forget its entries now
 /// ```
 ///
 /// Fields are separated by one space. Topic and key are JSON string literals (read by scanning
@@ -23,12 +24,14 @@ enum PresenceWire: Equatable {
     case heartbeat(node: String, seq: UInt64)
     case sync(node: String, target: String)
     case state(node: String, seq: UInt64, part: Int, last: Bool, updates: [PresenceUpdate])
+    case bye(node: String, seq: UInt64)
 
     static let magic = "SBP1"
 
     var node: String {
         switch self {
-        case .delta(let node, _, _), .heartbeat(let node, _), .sync(let node, _), .state(let node, _, _, _, _): return node
+        case .delta(let node, _, _), .heartbeat(let node, _), .sync(let node, _), .state(let node, _, _, _, _), .bye(let node, _):
+            return node
         }
     }
 
@@ -45,6 +48,8 @@ enum PresenceWire: Equatable {
         case .state(let node, let seq, let part, let last, let updates):
             buffer.writeString("\(Self.magic) state \(node) \(seq) \(part) \(last ? 1 : 0)\n")
             Self.write(updates, into: &buffer)
+        case .bye(let node, let seq):
+            buffer.writeString("\(Self.magic) bye \(node) \(seq)\n")
         }
         return buffer
     }
@@ -90,6 +95,9 @@ enum PresenceWire: Equatable {
             self = .heartbeat(node: node, seq: seq)
         case "sync":
             self = .sync(node: node, target: header[3])
+        case "bye":
+            guard let seq = UInt64(header[3]) else { throw Malformed() }
+            self = .bye(node: node, seq: seq)
         case "state":
             guard header.count == 6, let seq = UInt64(header[3]), let part = Int(header[4]) else { throw Malformed() }
             self = .state(node: node, seq: seq, part: part, last: header[5] == "1", updates: try Self.updates(lines, node: node))

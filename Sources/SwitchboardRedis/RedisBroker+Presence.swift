@@ -18,7 +18,9 @@ import Synchronization
 /// - A node not heard from for `presenceLease` is gone: its entries are removed everywhere (the
 ///   live node with the smallest id announces the members it leaves behind to the lifecycle
 ///   listeners).
-/// - A node starting, or reconnecting to Redis, asks everyone for their state.
+/// - A node starting, or reconnecting to Redis, asks everyone for their state. A node stopping
+///   gracefully says `bye`, and the others drop its entries at once. While a node is itself cut
+///   off from Redis, it expires nobody.
 ///
 /// Costs: one `PUBLISH` per flush with changes (not per join), one per heartbeat per node; a
 /// replicated entry costs each node its key, ref and meta text.
@@ -44,6 +46,9 @@ final class PresenceReplication: Sendable {
         var seq: UInt64 = 0
         var remotes: [String: Remote] = [:]
         var stateQueued = false
+        /// Nodes that said bye (the newest 256).
+        var departed: Set<String> = []
+        var departedOrder = Deque<String>()
     }
 
     let state = Mutex(State())
@@ -109,12 +114,7 @@ extension RedisBroker {
                 return (Array(s.queue), s.presence)
             }
             guard let presence else { continue }
-            var commands: [RESPCommand] = []
-            for item in items {
-                for message in messages(for: item, presence: presence) {
-                    commands.append(RESPCommand("PUBLISH", arguments: [.string(presenceChannel), .bytes(message.encoded())]))
-                }
-            }
+            let commands = items.flatMap { publishes(of: messages(for: $0, presence: presence)) }
             guard !commands.isEmpty else { continue }
             for case .failure(let error) in await client.send(commands) {
                 // The others will see the gap in our numbers and ask for our state.
@@ -122,6 +122,24 @@ extension RedisBroker {
                 break
             }
         }
+    }
+
+    private func publishes(of messages: [PresenceWire]) -> [RESPCommand] {
+        messages.map { RESPCommand("PUBLISH", arguments: [.string(presenceChannel), .bytes($0.encoded())]) }
+    }
+
+    /// Stopping gracefully: sends what is still queued (the leaves of the connections just
+    /// closed) and a `bye`, so the other nodes drop this node's entries now, not a lease later.
+    /// Waits at most a second.
+    func sayGoodbye() async {
+        let (items, presence) = presenceReplication.state.withLock { s in
+            defer { s.queue.removeAll() }
+            return (Array(s.queue), s.presence)
+        }
+        guard let presence, client.isConnected else { return }
+        var commands = items.flatMap { publishes(of: messages(for: $0, presence: presence)) }
+        commands += publishes(of: [.bye(node: nodeID, seq: presenceReplication.state.withLock { $0.seq })])
+        _ = await client.send(commands, timeout: .seconds(1))
     }
 
     /// The wire messages for one queued item, numbered as they are sent.
@@ -187,18 +205,30 @@ extension RedisBroker {
     func expireLeases() {
         let now = NIODeadline.now()
         let lease = TimeAmount(configuration.presenceLease)
+        let connected = client.isConnected
         let (expired, live, presence) = presenceReplication.state.withLock { s -> ([String], [String], Presence?) in
+            // Cut off from Redis ourselves, we cannot tell who is alive: the others' entries stay
+            // (no leave-and-join flapping for every client), and their leases restart when we
+            // are back (the syncs of the reconnect then correct what changed meanwhile).
+            guard connected else {
+                for node in s.remotes.keys { s.remotes[node]?.lastSeen = now }
+                return ([], [], s.presence)
+            }
             let expired = s.remotes.filter { now - $0.value.lastSeen > lease }.map(\.key)
             for node in expired { s.remotes[node] = nil }
             return (expired, Array(s.remotes.keys) + [nodeID], s.presence)
         }
         guard let presence, !expired.isEmpty else { return }
-        // The live node with the smallest id tells the listeners about the members left behind.
-        let announcing = live.min() == nodeID
         for node in expired {
-            logger.info("presence: node gone, its members removed", metadata: ["switchboard.node": "\(node)"])
-            presence.removeNode(node, announcing: announcing, loop: client.eventLoop)
+            logger.info("presence: node silent for the lease, its members removed", metadata: ["switchboard.node": "\(node)"])
+            remove(node, live: live, from: presence)
         }
+    }
+
+    /// Drops a node's entries; the live node with the smallest id tells the lifecycle listeners
+    /// about the members it leaves behind (once in the cluster).
+    private func remove(_ node: String, live: [String], from presence: Presence) {
+        presence.removeNode(node, announcing: live.min() == nodeID, loop: client.eventLoop)
     }
 
     // MARK: Receiving
@@ -218,6 +248,21 @@ extension RedisBroker {
         var sync: String?
         var apply: (Presence) -> Void = { _ in }
         let presence = presenceReplication.state.withLock { s -> Presence? in
+            // A stopped node's late messages (sent before its bye) change nothing, until a node of
+            // that id starts again (its first words are a sync).
+            if s.departed.contains(wire.node) {
+                guard case .sync = wire else { return nil }
+                s.departed.remove(wire.node)
+            }
+            if case .bye = wire {
+                s.remotes[wire.node] = nil
+                s.departed.insert(wire.node)
+                s.departedOrder.append(wire.node)
+                if s.departedOrder.count > 256, let oldest = s.departedOrder.popFirst() { s.departed.remove(oldest) }
+                let live = Array(s.remotes.keys) + [nodeID]
+                apply = { [self] presence in self.remove(wire.node, live: live, from: presence) }
+                return s.presence
+            }
             var remote = s.remotes[wire.node] ?? PresenceReplication.Remote(lastSeen: now)
             remote.lastSeen = now
             func needSync() {
@@ -233,8 +278,8 @@ extension RedisBroker {
                 apply = { presence in for update in updates { presence.apply(update, loop: loop) } }
             case .heartbeat(_, let seq):
                 if !remote.synced || seq != remote.expected { needSync() }
-            case .sync:
-                break  // answered below, outside the lock
+            case .sync, .bye:
+                break  // answered below, outside the lock (bye: above)
             case .state(let node, let seq, let part, let last, let updates):
                 if part == 0 { remote.stateParts = [] }
                 remote.stateParts += updates

@@ -175,13 +175,14 @@ public final class RedisBroker: Broker, Service {
     /// Keeps the Redis connection, sends queued publishes and refreshes this node's subscriber
     /// counts until cancelled or told to shut down gracefully.
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await withDiscardingTaskGroup { group in
-                group.addTask { await self.client.run() }
-                group.addTask { await self.flushLoop() }
-                group.addTask { await self.countsLoop() }
-                group.addTask { await self.presenceLoop() }
-            }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.flushLoop() }
+            group.addTask { await self.countsLoop() }
+            group.addTask { await self.presenceLoop() }
+            // Told to stop: the other nodes hear it while the connection is still up.
+            if (try? await gracefulShutdown()) != nil { await self.sayGoodbye() }
+            group.cancelAll()
         }
     }
 

@@ -25,6 +25,7 @@ struct PresenceWireTests {
             .sync(node: "n1", target: "*"),
             .state(node: "n1", seq: 41, part: 2, last: true, updates: updates),
             .state(node: "n1", seq: 0, part: 0, last: true, updates: []),
+            .bye(node: "n1", seq: 42),
         ]
         for message in messages {
             #expect(try PresenceWire(decoding: message.encoded()) == message)
@@ -36,7 +37,7 @@ struct PresenceWireTests {
     @Test("malformed messages are refused, not guessed at")
     func malformed() {
         for text in [
-            "", "SBP2 hb n 1", "SBP1 hb n x", "SBP1 delta n 1\nJ \"t\" \"k\" r 1 notjson", "SBP1 delta n 1\nX \"t\" \"k\" r", "SBP1 state n 1 0",
+            "", "SBP2 hb n 1", "SBP1 hb n x", "SBP1 delta n 1\nJ \"t\" \"k\" r 1 notjson", "SBP1 delta n 1\nX \"t\" \"k\" r", "SBP1 state n 1 0", "SBP1 bye n x",
         ] {
             #expect(throws: (any Error).self) { try PresenceWire(decoding: ByteBuffer(string: text)) }
         }
