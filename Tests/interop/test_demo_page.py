@@ -63,6 +63,11 @@ def log_lines(page, list_id: str) -> list[str]:
     return page.evaluate(f"[...document.getElementById({json.dumps(list_id)}).children].map(li => li.textContent)")
 
 
+def names(page, list_id: str) -> list[str]:
+    """The names in a people list (`online-names`, `room-members`), in page order."""
+    return page.evaluate(f"[...document.getElementById({json.dumps(list_id)}).children].map(li => li.textContent)")
+
+
 def send_like_curl(command: str) -> dict:
     """Runs the page's curl command as a shell would (with curl if installed, else the same
     request through urllib: -d posts the body as application/x-www-form-urlencoded)."""
@@ -147,6 +152,11 @@ def test_demo_page_two_users(browser, http_url):
     b.wait_for(f"demo.room().topic === 'room:{room}' && demo.room().state === 'joined'")
     assert text(a, "chat-topic") == f"room:{room}"
     a.wait_for("[...document.querySelectorAll('#chat-log li')].some(li => li.textContent === 'Bob has joined')")
+    # Who is online and who is in the room, by name, from the `online` topic's presence.
+    for page in (a, b):
+        page.wait_for("[...document.querySelectorAll('#room-members li')].map(li => li.textContent).join() === 'Ann,Bob'")
+        assert names(page, "online-names") == ["Ann", "Bob"]
+        assert text(page, "online-users") == "2"
     fill_and_submit(a, "chat-form", {"chat-input": "hello from Ann"})
     b.wait_for("[...document.querySelectorAll('#chat-log li')].some(li => li.textContent === 'Annhello from Ann')")
     a.wait_for("[...document.querySelectorAll('#chat-log li.mine')].some(li => li.textContent === 'Annhello from Ann')")
@@ -192,6 +202,8 @@ def test_demo_page_two_users(browser, http_url):
     browser.close_page(b)
     a.wait_for("document.getElementById('online-count').textContent === '1'")
     a.wait_for("[...document.querySelectorAll('#chat-log li')].some(li => li.textContent === 'Bob has left')")
+    a.wait_for("document.querySelectorAll('#online-names li').length === 1")
+    assert names(a, "online-names") == ["Ann"] and names(a, "room-members") == ["Ann"]
     wait_until(lambda: api(http_url, "GET", "/api/topics/online")["subscribers"] == 1, what="server's online count")
     browser.close_page(a)
 

@@ -1,6 +1,6 @@
-// The demo page: ticker, online count, chat rooms and notifications over one switchboard.js socket.
+// The demo page: ticker, who is online, chat rooms and notifications over one switchboard.js socket.
 // Everything a user typed reaches the page through textContent only, never as HTML.
-import { Socket } from "/switchboard.js";
+import { Presence, Socket } from "/switchboard.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -63,8 +63,19 @@ ticker.on("tick", ({ count }) => {
 });
 ticker.join();
 
+// The chat form's values, remembered per browser.
+const nameInput = $("chat-name");
+const roomInput = $("chat-room");
+nameInput.value = localStorage.getItem("switchboard-demo:name") || `guest-${userId.slice(0, 4)}`;
+roomInput.value = localStorage.getItem("switchboard-demo:room") || "lobby";
+
+// What this tab tells the others about itself: the meta of its presence on `online` (the server
+// tracks every joined tab under its user id and adds online_at and transport).
+let presenceMeta = { name: nameInput.value.trim(), room: roomInput.value.trim() };
+
 // Online now: counts may arrive out of order; keep the one with the highest seq since our join.
-const online = socket.channel("online");
+// The join payload is read on every (re)join, so a rejoin announces the current name and room.
+const online = socket.channel("online", () => ({ presence_meta: presenceMeta }));
 let onlineSeq = 0;
 online.on("session-count", ({ count, seq }) => {
   if (seq <= onlineSeq) return;
@@ -75,12 +86,59 @@ online.join().receive("ok", () => {
   onlineSeq = 0;
 });
 
+// Who is online (one line per user, whatever the number of tabs), and who is in this tab's room:
+// room:* topics have no presence, so the room's members are the online users with a tab whose
+// meta names that room.
+const presence = new Presence(online);
+presence.onSync(showPresence);
+
+/** The name a user goes by: the one of their latest tab that gave one, else their id. */
+function displayName(key, metas) {
+  for (let i = metas.length - 1; i >= 0; i -= 1) {
+    const name = metas[i]?.name;
+    if (typeof name === "string" && name.trim()) return name.trim().slice(0, 64);
+  }
+  return key;
+}
+
+/** Fills a list with one `<li>` per person ({key, metas}), sorted by name. */
+function showPeople(list, people) {
+  const items = people
+    .map(({ key, metas }) => ({ key, name: displayName(key, metas), tabs: metas.length }))
+    .sort((x, y) => x.name.localeCompare(y.name) || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0))
+    .map(({ key, name, tabs }) => {
+      const item = document.createElement("li");
+      item.textContent = name;
+      item.dataset.user = key;
+      item.dataset.tabs = String(tabs);
+      item.title = `user ${key}, ${tabs} ${tabs === 1 ? "tab" : "tabs"}`;
+      if (key === userId) item.classList.add("me");
+      return item;
+    });
+  list.replaceChildren(...items);
+}
+
+function showPresence() {
+  const everyone = presence.list((key, entry) => ({ key, metas: Array.isArray(entry.metas) ? entry.metas : [] }));
+  showPeople($("online-names"), everyone);
+  $("online-users").textContent = String(everyone.length);
+  $("online-users").dataset.count = String(everyone.length);
+  const here = everyone
+    .map(({ key, metas }) => ({ key, metas: metas.filter((meta) => meta?.room === presenceMeta.room) }))
+    .filter(({ metas }) => metas.length > 0);
+  showPeople($("room-members"), here);
+}
+
+/** Announces a new name or room to the others (a join in progress or to come sends it anyway). */
+function setPresenceMeta(meta) {
+  if (meta.name === presenceMeta.name && meta.room === presenceMeta.room) return;
+  presenceMeta = meta;
+  if (online.state === "joined" || online.state === "joining") online.push("presence_update", { meta });
+  showPresence();
+}
+
 // Chat rooms: room:<name>; join with {user}, push new_msg {body}.
 const chatLog = $("chat-log");
-const nameInput = $("chat-name");
-const roomInput = $("chat-room");
-nameInput.value = localStorage.getItem("switchboard-demo:name") || `guest-${userId.slice(0, 4)}`;
-roomInput.value = localStorage.getItem("switchboard-demo:room") || "lobby";
 let room = null;
 
 function joinRoom() {
@@ -89,6 +147,7 @@ function joinRoom() {
   if (!name || !roomName) return;
   localStorage.setItem("switchboard-demo:name", name);
   localStorage.setItem("switchboard-demo:room", roomName);
+  setPresenceMeta({ name, room: roomName });
   if (room) room.leave();
   chatLog.replaceChildren();
   const topic = `room:${roomName}`;
@@ -186,4 +245,4 @@ $("notify-curl").textContent =
   `${location.protocol}//${location.host}/api/broadcast`;
 
 // For the console (and the browser tests).
-window.demo = { socket, userId, channels: { ticker, online, inbox }, room: () => room };
+window.demo = { socket, userId, presence, channels: { ticker, online, inbox }, room: () => room };

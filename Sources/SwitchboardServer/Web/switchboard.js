@@ -29,6 +29,8 @@
  *   backoff (`rejoinAfterMs`). A join the server refuses (`error` reply) is final: the channel
  *   closes and the app decides what to do (phoenix.js retries refused joins forever).
  * - Frames that carry another join ref than the channel's current one are stale and dropped.
+ * - `new Presence(channel)` keeps the topic's presence list from the server's `presence_state` and
+ *   `presence_diff` events (see the class).
  *
  * @module switchboard
  */
@@ -610,4 +612,211 @@ export class Socket {
       if (channel.topic === topic) channel.dispatch(joinRef, ref, event, payload);
     }
   }
+}
+
+/**
+ * Who is on a topic, kept in step with the server's presence events: a `presence_state` snapshot
+ * (sent after every join) and `presence_diff` changes, both `key → {metas: [...]}` where every
+ * meta carries a `phx_ref`. Keys are arbitrary strings (`"__proto__"` included): the state is a
+ * prototype-less object. It only listens with `channel.on`, so it works with any server that
+ * speaks the Phoenix presence format.
+ *
+ * ```js
+ * const presence = new Presence(channel);
+ * presence.onJoin((key, previous, joined) => { if (!previous) console.log(key, "arrived"); });
+ * presence.onLeave((key, remaining, left) => { if (remaining.metas.length === 0) console.log(key, "is gone"); });
+ * presence.onSync(() => render(presence.list((key, { metas }) => ({ key, tabs: metas.length }))));
+ * channel.join();
+ * ```
+ *
+ * Diffs that arrive before the snapshot of the channel's current join (after the first join and
+ * after every rejoin) are held back and applied, in order, right after that snapshot.
+ */
+export class Presence {
+  /**
+   * @param {Channel} channel the channel (joined or not yet) whose presence events to follow
+   * @param {object} [opts]
+   * @param {{state?: string, diff?: string}} [opts.events] event names, by default
+   *   `presence_state` and `presence_diff`
+   */
+  constructor(channel, opts = {}) {
+    this.channel = channel;
+    /** The current presences: `key → {metas: [...], ...}`, without a prototype. */
+    this.state = Object.create(null);
+    /** @type {string | null} the join ref of the channel when the last snapshot arrived */
+    this.syncedJoinRef = null;
+    /** @type {{joinRef: string | null, diff: object}[]} diffs waiting for the current join's snapshot */
+    this.pendingDiffs = [];
+    this.joinHooks = new Hooks();
+    this.leaveHooks = new Hooks();
+    this.syncHooks = new Hooks();
+    const onJoin = (...args) => this.joinHooks.call(...args);
+    const onLeave = (...args) => this.leaveHooks.call(...args);
+    const stateEvent = opts.events?.state ?? "presence_state";
+    const diffEvent = opts.events?.diff ?? "presence_diff";
+
+    channel.on(stateEvent, (snapshot) => {
+      const joinRef = this.currentJoinRef();
+      this.syncedJoinRef = joinRef;
+      this.state = Presence.syncState(this.state, snapshot, onJoin, onLeave);
+      // Only diffs received during this join follow the snapshot; older ones it already covers.
+      const pending = this.pendingDiffs.filter((entry) => entry.joinRef === joinRef);
+      this.pendingDiffs = [];
+      for (const { diff } of pending) this.state = Presence.syncDiff(this.state, diff, onJoin, onLeave);
+      this.syncHooks.call();
+    });
+    channel.on(diffEvent, (diff) => {
+      if (this.inPendingSyncState()) {
+        this.pendingDiffs.push({ joinRef: this.currentJoinRef(), diff });
+        return;
+      }
+      this.state = Presence.syncDiff(this.state, diff, onJoin, onLeave);
+      this.syncHooks.call();
+    });
+  }
+
+  /**
+   * Calls `callback(key, previous, joined)` for every key in a join: `previous` is the key's
+   * entry before (`undefined` if the key is new), `joined` the entry with the metas that joined.
+   * @returns {() => void} removes the callback
+   */
+  onJoin(callback) {
+    return this.joinHooks.add(callback);
+  }
+
+  /**
+   * Calls `callback(key, remaining, left)` for every key in a leave: `remaining` is the key's
+   * entry without the metas that left (`remaining.metas` is empty when the key is gone), `left`
+   * the entry with the metas that left.
+   * @returns {() => void} removes the callback
+   */
+  onLeave(callback) {
+    return this.leaveHooks.add(callback);
+  }
+
+  /**
+   * Calls `callback()` after every snapshot and every diff applied (the time to redraw).
+   * @returns {() => void} removes the callback
+   */
+  onSync(callback) {
+    return this.syncHooks.add(callback);
+  }
+
+  /**
+   * The presences as a list, one item per key: `chooser(key, entry)`, by default the entry
+   * (`{metas: [...]}`) itself.
+   * @template T
+   * @param {(key: string, entry: {metas: object[]}) => T} [chooser]
+   * @returns {T[]}
+   */
+  list(chooser) {
+    return Presence.list(this.state, chooser);
+  }
+
+  /** @returns {boolean} whether the snapshot of the channel's current join is still awaited */
+  inPendingSyncState() {
+    return this.syncedJoinRef === null || this.syncedJoinRef !== this.currentJoinRef();
+  }
+
+  /** The channel's current join ref (a property here, a method in phoenix.js). */
+  currentJoinRef() {
+    const ref = this.channel.joinRef;
+    return typeof ref === "function" ? ref.call(this.channel) : ref ?? null;
+  }
+
+  /**
+   * Applies a snapshot: keys and metas (compared by `phx_ref`) that are not in `snapshot` leave,
+   * those that are new join; `onJoin`/`onLeave` are called as for a diff.
+   * @param {object} state the current presences (not modified)
+   * @param {object} snapshot the `presence_state` payload
+   * @param {(key: string, previous: object | undefined, joined: object) => void} [onJoin]
+   * @param {(key: string, remaining: object, left: object) => void} [onLeave]
+   * @returns {object} the new presences (prototype-less)
+   */
+  static syncState(state, snapshot, onJoin, onLeave) {
+    const joins = Object.create(null);
+    const leaves = Object.create(null);
+    const incoming = snapshot ?? {};
+    state = state ?? {};
+    for (const key of Object.keys(state)) {
+      if (!Object.prototype.hasOwnProperty.call(incoming, key)) leaves[key] = state[key];
+    }
+    for (const key of Object.keys(incoming)) {
+      const entry = incoming[key];
+      if (!Object.prototype.hasOwnProperty.call(state, key)) {
+        joins[key] = entry;
+        continue;
+      }
+      const known = state[key];
+      const newRefs = refsOf(entry);
+      const knownRefs = refsOf(known);
+      const joined = metasOf(entry).filter((meta) => !knownRefs.has(meta?.phx_ref));
+      const left = metasOf(known).filter((meta) => !newRefs.has(meta?.phx_ref));
+      if (joined.length > 0) joins[key] = { ...entry, metas: joined };
+      if (left.length > 0) leaves[key] = { ...known, metas: left };
+    }
+    return Presence.syncDiff(state, { joins, leaves }, onJoin, onLeave);
+  }
+
+  /**
+   * Applies a diff: first the joins (a key's known metas whose `phx_ref` is not in the join are
+   * kept, before the joined ones), then the leaves (metas removed by `phx_ref`; a key without
+   * metas is removed). An update is a join and a leave of the same key in one diff.
+   * @param {object} state the current presences (not modified)
+   * @param {{joins?: object, leaves?: object}} diff the `presence_diff` payload
+   * @param {(key: string, previous: object | undefined, joined: object) => void} [onJoin]
+   * @param {(key: string, remaining: object, left: object) => void} [onLeave]
+   * @returns {object} the new presences (prototype-less)
+   */
+  static syncDiff(state, diff, onJoin, onLeave) {
+    const next = copyPresences(state);
+    const joins = diff?.joins ?? {};
+    const leaves = diff?.leaves ?? {};
+    for (const key of Object.keys(joins)) {
+      const joined = joins[key];
+      const previous = Object.prototype.hasOwnProperty.call(next, key) ? next[key] : undefined;
+      const joinedRefs = refsOf(joined);
+      const kept = previous ? metasOf(previous).filter((meta) => !joinedRefs.has(meta?.phx_ref)) : [];
+      next[key] = { ...joined, metas: [...kept, ...metasOf(joined)] };
+      if (onJoin) onJoin(key, previous, joined);
+    }
+    for (const key of Object.keys(leaves)) {
+      if (!Object.prototype.hasOwnProperty.call(next, key)) continue;
+      const left = leaves[key];
+      const leftRefs = refsOf(left);
+      const remaining = { ...next[key], metas: metasOf(next[key]).filter((meta) => !leftRefs.has(meta?.phx_ref)) };
+      if (remaining.metas.length === 0) delete next[key];
+      else next[key] = remaining;
+      if (onLeave) onLeave(key, remaining, left);
+    }
+    return next;
+  }
+
+  /**
+   * One item per key of `presences`: `chooser(key, entry)`, by default the entry itself.
+   * @template T
+   * @param {object} presences
+   * @param {(key: string, entry: {metas: object[]}) => T} [chooser]
+   * @returns {T[]}
+   */
+  static list(presences, chooser = (key, entry) => entry) {
+    return Object.keys(presences).map((key) => chooser(key, presences[key]));
+  }
+}
+
+/** An entry's metas (an empty list for an entry without a `metas` array). */
+function metasOf(entry) {
+  return Array.isArray(entry?.metas) ? entry.metas : [];
+}
+
+/** The set of `phx_ref`s of an entry's metas. */
+function refsOf(entry) {
+  return new Set(metasOf(entry).map((meta) => meta?.phx_ref));
+}
+
+/** A prototype-less copy of `presences` (entries copied one level, so the original stays as it was). */
+function copyPresences(presences) {
+  const copy = Object.create(null);
+  for (const key of Object.keys(presences ?? {})) copy[key] = { ...presences[key], metas: [...metasOf(presences[key])] };
+  return copy;
 }
