@@ -12,12 +12,14 @@ enum ServerApplication {
     /// - Parameters:
     ///   - redis: joins other nodes through Redis when given; one in-memory node otherwise.
     ///   - access: namespaces, JWT verification and allowed origins (`.builtIn`: the demo's rules).
+    ///   - webhooks: receivers of the presence lifecycle events.
     static func makeApplication(
         host: String,
         port: Int,
         apiKey: String,
         redis: RedisBroker? = nil,
         access: ServerAccess = .builtIn,
+        webhooks: [Webhook] = [],
         logger: Logger
     ) -> some ApplicationProtocol {
         let presence = access.presenceConfiguration
@@ -63,6 +65,11 @@ enum ServerApplication {
             TickerService(hub: hub), DashboardService(hub: hub, recentErrors: RecentErrorsLogHandler.recentErrors(of: logger)),
         ]
         if let redis { services.append(redis) }
+        if !webhooks.isEmpty {
+            services.append(
+                WebhookService(hub: hub, webhooks: webhooks, namespaceOf: { access.namespaces.namespace(of: $0)?.pattern }, logger: logger)
+            )
+        }
         return Application(
             router: router,
             server: .switchboard(sockets: ["/socket": socket], eventStreams: ["/events": socket], plainChannels: plainChannels, api: api),

@@ -189,6 +189,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
             apiKey: key,
             redis: broker,
             access: access,
+            webhooks: configuration.webhooks,
             logger: logger
         )
         try await app.runService()

@@ -248,6 +248,33 @@ struct ConfigFileTests {
         #expect(policy("elsewhere") == Presence.TopicPolicy())
     }
 
+    @Test("webhooks: url, secret, namespace patterns (normalized as under namespaces:), event types, queue size, timeout")
+    func webhooks() throws {
+        let layer = try resolve(
+            """
+            webhooks:
+              - url: https://hooks.example.test/presence
+                secret: s3cret
+                namespaces: ["lobby:*", "inbox:"]
+                events: [member.joined, topic.vacated]
+                queue_size: 500
+                timeout_seconds: 2
+              - {url: "http://127.0.0.1:9000/", secret: other}
+            """
+        )
+        var first = Webhook(url: "https://hooks.example.test/presence", secret: "s3cret")
+        first.namespaces = ["lobby:*", "inbox:*"]
+        first.events = [.memberJoined, .topicVacated]
+        first.queueSize = 500
+        first.timeoutSeconds = 2
+        #expect(layer.webhooks == [first, Webhook(url: "http://127.0.0.1:9000/", secret: "other")])
+        #expect(first.wants(.memberJoined, namespace: "lobby:*"))
+        #expect(!first.wants(.memberLeft, namespace: "lobby:*"))
+        #expect(!first.wants(.memberJoined, namespace: "other:*"))
+        #expect(!first.wants(.memberJoined, namespace: nil))
+        #expect(layer.webhooks[1].wants(.memberLeft, namespace: nil))
+    }
+
     @Test("JSON, with namespaces as a list")
     func jsonList() throws {
         let layer = try resolve(#"{"namespaces": [{"pattern": "chat:*", "publish": true}, {"pattern": "ticker", "channel": "ticker"}]}"#)
@@ -267,7 +294,7 @@ struct ConfigFileTests {
             ("prot: 4000", "prot"),
             (
                 "prot: 4000",
-                "(known: allowed_origins, api_key, host, jwt, log_format, log_level, namespaces, port, presence_lease_seconds, redis_url)"
+                "(known: allowed_origins, api_key, host, jwt, log_format, log_level, namespaces, port, presence_lease_seconds, redis_url, webhooks)"
             ),
             ("port: many", "port"),
             ("log_format: xml", "log_format"),
@@ -285,6 +312,15 @@ struct ConfigFileTests {
             ("namespaces:\n  \"lobby:*\":\n    presence: 3", "namespaces.lobby:*.presence"),
             ("namespaces:\n  \"lobby:*\":\n    presence_grace: soon", "namespaces.lobby:*.presence_grace: expected a number of seconds"),
             ("namespaces:\n  \"lobby:*\":\n    presence_grace: -1", "namespaces.lobby:*.presence_grace: expected 0 to 3600 seconds"),
+            ("webhooks: {url: x}", "webhooks: expected a list of receivers"),
+            ("webhooks:\n  - {secret: s}", "webhooks[0]: a webhook needs a url"),
+            ("webhooks:\n  - {url: ftp://h/x, secret: s}", "webhooks[0].url: expected an http:// or https:// URL"),
+            ("webhooks:\n  - {url: http://h/x}", "webhooks[0]: a webhook needs a secret"),
+            ("webhooks:\n  - {url: http://h/x, secret: s, events: [member.joined, member.moved]}", "webhooks[0].events: member.moved is not one of"),
+            ("webhooks:\n  - {url: http://h/x, secret: s, namespaces: lobby}", "webhooks[0].namespaces: expected a list of strings"),
+            ("webhooks:\n  - {url: http://h/x, secret: s, queue_size: 0}", "webhooks[0].queue_size: expected 1 to 1000000 events"),
+            ("webhooks:\n  - {url: http://h/x, secret: s, timeout_seconds: 0}", "webhooks[0].timeout_seconds: expected 1 to 300 seconds"),
+            ("webhooks:\n  - {url: http://h/x, secret: s, retries: 3}", "webhooks[0].retries: unknown key"),
         ]
     )
     func mistakes(text: String, expected: String) throws {

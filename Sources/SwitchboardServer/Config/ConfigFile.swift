@@ -1,6 +1,7 @@
 import Configuration
 import Foundation
 import Logging
+import Switchboard
 import Yams
 
 /// A config file (YAML, or JSON, which YAML parsers read too): its settings, which `SettingsReader`
@@ -17,6 +18,8 @@ struct ConfigFile {
     var values: [String: ConfigContent] = [:]
     /// The namespaces; nil when the file has none (the built-in set applies).
     var namespaces: [Namespace]?
+    /// The receivers of presence lifecycle events (`webhooks`, a list).
+    var webhooks: [Webhook] = []
 
     init(path: String) {
         self.path = path
@@ -60,7 +63,7 @@ struct ConfigFile {
                     candidate.hasPrefix(prefix) ? candidate.dropFirst(prefix.count).split(separator: ".").first.map(String.init) : nil
                 }
             )
-            if parent.isEmpty { names.insert("namespaces") }
+            if parent.isEmpty { names.formUnion(["namespaces", "webhooks"]) }
             let listed = Array(names)
             throw ConfigurationError("\(path): \(key): unknown key (known: \(listed.sorted().joined(separator: ", ")))")
         }
@@ -118,9 +121,12 @@ struct ConfigFile {
         func contents(_ root: Any) throws(ConfigurationError) -> ConfigFile {
             guard let top = root as? [String: Any] else { throw fail("", "expected a mapping of names to values") }
             var file = ConfigFile(path: name)
-            try flatten(top.filter { $0.key != "namespaces" }, prefix: "", into: &file.values)
+            try flatten(top.filter { $0.key != "namespaces" && $0.key != "webhooks" }, prefix: "", into: &file.values)
             if let namespacesValue = top["namespaces"], !(namespacesValue is NSNull) {
                 file.namespaces = try namespaces(namespacesValue)
+            }
+            if let webhooksValue = top["webhooks"], !(webhooksValue is NSNull) {
+                file.webhooks = try webhooks(webhooksValue)
             }
             return file
         }
@@ -157,6 +163,61 @@ struct ConfigFile {
             case let double as Double: String(double)
             default: nil
             }
+        }
+
+        /// `webhooks` is a list of receivers: `url`, `secret`, optional `namespaces` (patterns as
+        /// written under `namespaces:`), `events` (types), `queue_size`, `timeout_seconds`.
+        func webhooks(_ value: Any) throws(ConfigurationError) -> [Webhook] {
+            guard let list = value as? [Any] else { throw fail("webhooks", "expected a list of receivers (url, secret, …)") }
+            var result: [Webhook] = []
+            for (index, item) in list.enumerated() {
+                let path = "webhooks[\(index)]"
+                let options = try object(item, path, keys: ["url", "secret", "namespaces", "events", "queue_size", "timeout_seconds"])
+                guard let url = try string(options["url"], "\(path).url") else { throw fail(path, "a webhook needs a url") }
+                let lowered = url.lowercased()
+                guard lowered.hasPrefix("http://") || lowered.hasPrefix("https://"), url.count > 8 else {
+                    throw fail("\(path).url", "expected an http:// or https:// URL, got \(url)")
+                }
+                guard let secret = try string(options["secret"], "\(path).secret"), !secret.isEmpty else {
+                    throw fail(path, "a webhook needs a secret (the key of its signature)")
+                }
+                var webhook = Webhook(url: url, secret: secret)
+                if let patterns = try strings(options["namespaces"], "\(path).namespaces") {
+                    webhook.namespaces = patterns.map(Namespace.normalize(pattern:))
+                }
+                if let types = try strings(options["events"], "\(path).events") {
+                    var kinds = Set<PresenceEvent.Kind>()
+                    for type in types {
+                        guard let kind = PresenceEvent.Kind(rawValue: type) else {
+                            let known = PresenceEvent.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+                            throw fail("\(path).events", "\(type) is not one of \(known)")
+                        }
+                        kinds.insert(kind)
+                    }
+                    webhook.events = kinds
+                }
+                if let size = try int(options["queue_size"], "\(path).queue_size") {
+                    guard size >= 1, size <= 1_000_000 else { throw fail("\(path).queue_size", "expected 1 to 1000000 events") }
+                    webhook.queueSize = size
+                }
+                if let timeout = try int(options["timeout_seconds"], "\(path).timeout_seconds") {
+                    guard timeout >= 1, timeout <= 300 else { throw fail("\(path).timeout_seconds", "expected 1 to 300 seconds") }
+                    webhook.timeoutSeconds = timeout
+                }
+                result.append(webhook)
+            }
+            return result
+        }
+
+        func strings(_ value: Any?, _ path: String) throws(ConfigurationError) -> [String]? {
+            guard let value, !(value is NSNull) else { return nil }
+            guard let list = value as? [Any] else { throw fail(path, "expected a list of strings") }
+            var result: [String] = []
+            for (index, item) in list.enumerated() {
+                guard let text = item as? String else { throw fail("\(path)[\(index)]", "expected a string") }
+                result.append(text)
+            }
+            return result
         }
 
         /// `namespaces` is a mapping from pattern to options, or a list of options with `pattern`.

@@ -54,6 +54,7 @@ extension ServerConfiguration {
         var configuration = try ServerConfiguration(reading: settings)
         try file?.checkKeys(known: settings.keysRead)
         configuration.namespaces = file?.namespaces
+        configuration.webhooks = file?.webhooks ?? []
         configuration.configFile = file?.path
         return configuration
     }

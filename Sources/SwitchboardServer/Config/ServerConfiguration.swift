@@ -33,6 +33,8 @@ struct ServerConfiguration: Sendable, Equatable {
     var jwt = JWTConfiguration()
     /// Topic namespaces; `nil`: the built-in set of the demo (`NamespaceTable.builtIn`).
     var namespaces: [Namespace]?
+    /// Receivers of presence lifecycle events (config file only).
+    var webhooks: [Webhook] = []
     /// The config file these values were read from, if any (for the start-up log line).
     var configFile: String?
 
