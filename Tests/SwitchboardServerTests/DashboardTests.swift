@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Switchboard
+import SwitchboardTestSupport
 import Synchronization
 import Testing
 
@@ -24,6 +25,11 @@ struct RecordingLogHandler: LogHandler {
     func log(event: LogEvent) {
         lines.values.withLock { $0.append("\(event.level.rawValue) \(event.message)") }
     }
+}
+
+/// Joins anyone, does nothing else.
+struct GenericChannelForTests: TopicChannel {
+    func join(topic: String, payload: JSONValue, socket: inout ChannelSocket) async throws -> JoinResult { .ok() }
 }
 
 @Suite struct DashboardTests {
@@ -85,6 +91,35 @@ struct RecordingLogHandler: LogHandler {
         #expect(stats["rates"] == JSONValue.object(["messagesIn": .double(2), "broadcasts": .double(5), "deliveries": .double(50)]))
         #expect(stats["totals"]?["deliveries"] == JSONValue.int(Int64(after.deliveries)))
         #expect(stats["topTopics"] == JSONValue.array([]))
+    }
+
+    /// Tracks every joiner under the `user` of its join payload.
+    struct TrackingChannel: TopicChannel {
+        func join(topic: String, payload: JSONValue, socket: inout ChannelSocket) async throws -> JoinResult {
+            try socket.track(key: payload["user"]?.stringValue ?? "nobody")
+            return .ok()
+        }
+    }
+
+    @Test func busiestTopicsShowWhoIsOnlineWhereThereIsPresence() async throws {
+        let hub = Hub(nodeID: "n")
+        var socket = PhoenixSocket(hub: hub)
+        socket.channel("lobby:*", TrackingChannel())
+        socket.channel("plain:*", GenericChannelForTests())
+        var clients: [ChannelTest] = []
+        for user in ["ana", "bo", "ana"] {
+            let client = try ChannelTest(socket: socket)
+            try await client.join("lobby:1", ["user": .string(user)])
+            try await client.join("plain:1")
+            clients.append(client)
+        }
+        let service = DashboardService(hub: hub, recentErrors: RecentErrors())
+        let snapshot = SwitchboardMetrics.snapshot()
+        let stats = service.makeStats(current: snapshot, previous: snapshot, elapsed: .seconds(1), own: (0, 0))
+        let top = stats["topTopics"]?.arrayValue ?? []
+        #expect(top.first { $0["topic"] == "lobby:1" } == ["topic": "lobby:1", "subscribers": 3, "users": 2, "connections": 3])
+        #expect(top.first { $0["topic"] == "plain:1" } == ["topic": "plain:1", "subscribers": 3])
+        _ = clients
     }
 
     @Test func internalHubEntriesAreNotTopics() {

@@ -53,6 +53,7 @@ def test_print_config_defaults_are_the_demo():
     assert config["jwt"]["secret"] is None and config["jwt"]["public_key"] is None
     assert config["allowed_origins"] == ["//localhost", "//127.0.0.1", "//[::1]"]
     assert config["api_key"] is None and config["config_file"] is None
+    assert config["webhooks"] == [] and config["presence_lease_seconds"] == 30
 
 
 def test_print_config_flag_over_environment_over_file(tmp_path: Path):

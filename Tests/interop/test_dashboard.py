@@ -226,8 +226,24 @@ def test_dashboard_page(browser, http_url, socket_url):
             clients.callback(client.close)
             _, reply = client.join(topic, {})
             assert reply == {"status": "ok", "response": {}}
+            _, reply = client.join("online", {})  # a topic with presence: each one tracked
+            assert reply["status"] == "ok"
         for _ in range(2):
             clients.callback(open_event_stream(http_url, topic).close)
+
+        # Presence counts beside the subscribers: every subscriber of `online` is tracked (as an
+        # anonymous user of its own), so its connections are its subscribers; no presence: a dash.
+        page.wait_for(
+            "[...document.querySelectorAll('#topics-body tr')].some(tr => tr.children[0].textContent === 'online'"
+            " && Number(tr.children[2].textContent) >= 3"
+            " && tr.children[2].title.endsWith(` on ${tr.children[1].textContent} connections`))",
+            timeout=5,
+        )
+        page.wait_for(
+            "[...document.querySelectorAll('#topics-body tr')].some(tr => tr.children[0].textContent === "
+            f"{json.dumps(topic)} && tr.children[2].textContent === '–')",
+            timeout=5,
+        )
 
         try:
             page.wait_for(

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from config_server import server, write_config
+from config_server import run, server, write_config
 from conftest import _free_port
 from support import STEP_TIMEOUT_S, run_bounded, wait_until
 from test_presence import Phx
@@ -110,6 +110,19 @@ def config(*webhooks: dict) -> dict:
 @pytest.fixture
 def directory() -> Path:
     return Path(tempfile.mkdtemp(prefix="switchboard-webhooks-"))
+
+
+def test_print_config_shows_webhooks_without_their_secrets_and_bad_ones_stop_the_server(directory):
+    hook = {"url": "https://hooks.example.test/p", "secret": SECRET, "namespaces": ["lobby:"], "events": ["member.left", "member.joined"]}
+    result = run(["--config", str(write_config(directory, config(hook))), "--print-config"])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["webhooks"] == [
+        {"url": hook["url"], "secret": "(set)", "namespaces": ["lobby:*"], "events": ["member.joined", "member.left"], "queue_size": 10000, "timeout_seconds": 5}
+    ]
+    assert SECRET not in result.stdout
+    bad = run(["--config", str(write_config(directory, config({"url": "hooks.example.test", "secret": SECRET})))])
+    assert bad.returncode == 78
+    assert "webhooks[0].url: expected an http:// or https:// URL" in bad.stderr
 
 
 def test_signed_events_in_order_filtered_by_namespace_and_type(directory):

@@ -83,6 +83,18 @@ extension ServerConfiguration {
                 "leeway": .int(Int64(jwt.leewaySeconds)),
             ],
             "namespaces": namespaceList,
+            "webhooks": .array(
+                webhooks.map { webhook in
+                    [
+                        "url": .string(webhook.url),
+                        "secret": "(set)",
+                        "namespaces": webhook.namespaces.map { .array($0.map { .string($0) }) } ?? "all",
+                        "events": webhook.events.map { .array($0.map(\.rawValue).sorted().map { .string($0) }) } ?? "all",
+                        "queue_size": .int(Int64(webhook.queueSize)),
+                        "timeout_seconds": .int(Int64(webhook.timeoutSeconds)),
+                    ]
+                }
+            ),
         ]
     }
 }

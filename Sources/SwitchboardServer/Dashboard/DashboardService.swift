@@ -12,7 +12,7 @@ import Switchboard
 ///  "connections": {"websocket": 3, "sse": 1, "longpoll": 0, "total": 4},
 ///  "rates": {"messagesIn": 2.0, "broadcasts": 10.0, "deliveries": 30.0},
 ///  "totals": {"messagesIn": …, "broadcasts": …, "deliveries": …, "slowConsumerDisconnects": …, "joins": …},
-///  "topics": 5, "topTopics": [{"topic": "room:lobby", "subscribers": 3}],
+///  "topics": 5, "topTopics": [{"topic": "room:lobby", "subscribers": 3}, {"topic": "online", "subscribers": 4, "users": 2, "connections": 4}],
 ///  "errors": 2, "recentErrors": [{"time": 1795000000000, "level": "warning", "label": "…", "message": "…"}]}
 /// ```
 /// Rates are per second over the last interval and leave out the dashboard's own `stats`
@@ -86,7 +86,18 @@ struct DashboardService: Service {
                 "joins": .int(Int64(current.joins)),
             ],
             "topics": .int(Int64(topics.count)),
-            "topTopics": .array(top.map { ["topic": .string($0.key), "subscribers": .int(Int64($0.value))] }),
+            "topTopics": .array(
+                top.map { topic, subscribers in
+                    var entry: [String: JSONValue] = ["topic": .string(topic), "subscribers": .int(Int64(subscribers))]
+                    // Topics with presence: who is online there (cluster-wide with Redis).
+                    let present = hub.presence.count(topic)
+                    if present.connections > 0 {
+                        entry["users"] = .int(Int64(present.users))
+                        entry["connections"] = .int(Int64(present.connections))
+                    }
+                    return .object(entry)
+                }
+            ),
             "errors": .int(Int64(errorCount)),
             "recentErrors": .array(
                 errors.reversed().map { entry in

@@ -181,7 +181,7 @@ function renderTopics(stats) {
   const topics = stats.topTopics ?? [];
   const max = Math.max(1, ...topics.map((t) => t.subscribers));
   body.replaceChildren(
-    ...topics.map(({ topic, subscribers }) => {
+    ...topics.map(({ topic, subscribers, users, connections }) => {
       const row = document.createElement("tr");
       const name = document.createElement("td");
       name.className = "topic";
@@ -190,13 +190,18 @@ function renderTopics(stats) {
       const count = document.createElement("td");
       count.className = "num";
       count.textContent = formatCount(subscribers);
+      // Topics with presence: users online (and their connections); others: a dash.
+      const online = document.createElement("td");
+      online.className = "num online";
+      online.textContent = users === undefined ? "–" : formatCount(users);
+      if (users !== undefined) online.title = `${formatCount(users)} users on ${formatCount(connections)} connections`;
       const barCell = document.createElement("td");
       barCell.className = "bar-cell";
       const bar = document.createElement("div");
       bar.className = "bar";
       bar.style.width = `${(subscribers / max) * 100}%`;
       barCell.append(bar);
-      row.append(name, count, barCell);
+      row.append(name, count, online, barCell);
       return row;
     }),
   );
