@@ -122,10 +122,15 @@ public struct HubAPI: Sendable {
         return raw.removingPercentEncoding ?? raw
     }
 
-    /// `{"topic", "subscribers"}`, with `users` and `connections` when the topic has presences.
     func topicEntry(_ topic: String, subscribers: Int) -> JSONValue {
+        Self.topicEntry(topic, subscribers: subscribers, presence: hub.presence)
+    }
+
+    /// `{"topic", "subscribers"}`, with `users` and `connections` when the topic has presences
+    /// (the API's topic listings; the server's dashboard shows the same).
+    public static func topicEntry(_ topic: String, subscribers: Int, presence: Presence) -> JSONValue {
         var entry: [String: JSONValue] = ["topic": .string(topic), "subscribers": .int(Int64(subscribers))]
-        let present = hub.presence.count(topic)
+        let present = presence.count(topic)
         if present.connections > 0 {
             entry["users"] = .int(Int64(present.users))
             entry["connections"] = .int(Int64(present.connections))

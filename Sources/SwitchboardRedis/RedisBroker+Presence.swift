@@ -190,10 +190,16 @@ extension RedisBroker {
             } catch {
                 return
             }
-            // A new connection to Redis: what was published meanwhile is lost; ask everyone.
+            // A new connection to Redis: what was published meanwhile is lost; ask everyone. The
+            // others reconnect in their own time (their backoff): each gets a whole lease from now
+            // to be heard again before it counts as gone.
             let now = client.statistics.connections
             if now != connections {
                 connections = now
+                let restart = NIODeadline.now()
+                presenceReplication.state.withLock { s in
+                    for node in s.remotes.keys { s.remotes[node]?.lastSeen = restart }
+                }
                 presenceReplication.enqueue(.sync(target: "*"))
             }
             presenceReplication.enqueue(.heartbeat)

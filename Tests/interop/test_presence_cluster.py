@@ -123,9 +123,9 @@ class NodeProcess:
 
 
 @contextlib.contextmanager
-def cluster(count: int = 3) -> Iterator[tuple[Redis, list[NodeProcess]]]:
+def cluster(count: int = 3, lease: int = LEASE_S) -> Iterator[tuple[Redis, list[NodeProcess]]]:
     directory = Path(tempfile.mkdtemp(prefix="switchboard-cluster-"))
-    config = write_config(directory, CONFIG)
+    config = write_config(directory, {**CONFIG, "presence_lease_seconds": lease})
     redis = Redis()
     nodes = [NodeProcess(config, redis, f"node{i}") for i in range(count)]
     try:
@@ -194,24 +194,26 @@ def joins_and_leaves(client: Phx, topic: str) -> tuple[Counter, Counter]:
     return joins, leaves
 
 
-async def join_members(nodes: list[NodeProcess], topic: str, count: int, prefix: str = "u") -> list[Phx]:
+async def populate(nodes: list[NodeProcess], count: int) -> tuple[str, list[Phx], Reading, dict[str, int]]:
+    """A new topic with members u0…u<count-1> spread over the nodes (u<i> on node i % nodes),
+    read in the background, once every node and member agrees on them."""
+    topic = f"lobby:{time.monotonic_ns()}"
     members = []
     for i in range(count):
-        member = await Phx.connect(nodes[i % len(nodes)].ws, f"{prefix}{i}")
+        member = await Phx.connect(nodes[i % len(nodes)].ws, f"u{i}")
         await member.join(topic)
         members.append(member)
-    return members
+    reading = Reading(members)
+    expected = {f"u{i}": 1 for i in range(count)}
+    took = await converge(lambda: agree(nodes, members, topic, expected), f"{count} members on {len(nodes)} nodes", 1.0)
+    print(f"\n{count} members on {len(nodes)} nodes agree {took * 1000:.0f} ms after the last join reply")
+    return topic, members, reading, expected
 
 
 def test_three_nodes_agree_within_a_second_without_duplicates_and_leaves_propagate():
     async def scenario():
         with cluster(3) as (_, nodes):
-            topic = f"lobby:{time.monotonic_ns()}"
-            members = await join_members(nodes, topic, 10)
-            reading = Reading(members)
-            expected = {f"u{i}": 1 for i in range(10)}
-            took = await converge(lambda: agree(nodes, members, topic, expected), "10 members on 3 nodes", 1.0)
-            print(f"\nconvergence after the last join reply: {took * 1000:.0f} ms")
+            topic, members, reading, expected = await populate(nodes, 10)
 
             # A second tab of u0's on another node: one more meta, not another user.
             tab = await Phx.connect(nodes[1].ws, "u0")
@@ -247,11 +249,7 @@ def test_three_nodes_agree_within_a_second_without_duplicates_and_leaves_propaga
 def test_a_killed_node_is_removed_within_the_lease_a_stopped_one_at_once_and_a_restart_leaves_no_zombies():
     async def scenario():
         with cluster(3) as (_, nodes):
-            topic = f"lobby:{time.monotonic_ns()}"
-            members = await join_members(nodes, topic, 9)
-            reading = Reading(members)
-            expected = {f"u{i}": 1 for i in range(9)}
-            await converge(lambda: agree(nodes, members, topic, expected), "9 members on 3 nodes", 1.0)
+            topic, members, reading, expected = await populate(nodes, 9)
 
             # SIGKILL node2: nobody tells the others; its lease runs out.
             nodes[2].kill(signal.SIGKILL)
@@ -295,13 +293,13 @@ def test_a_killed_node_is_removed_within_the_lease_a_stopped_one_at_once_and_a_r
 
 
 def test_after_a_redis_restart_members_are_neither_lost_nor_duplicated():
+    # The nodes reconnect on their own backoff (up to 5 s apart); each has a whole lease from a
+    # node's reconnect to be heard again, so the lease here is longer than that spread.
+    lease = 5
+
     async def scenario():
-        with cluster(3) as (redis, nodes):
-            topic = f"lobby:{time.monotonic_ns()}"
-            members = await join_members(nodes, topic, 6)
-            reading = Reading(members)
-            expected = {f"u{i}": 1 for i in range(6)}
-            await converge(lambda: agree(nodes, members, topic, expected), "6 members on 3 nodes", 1.0)
+        with cluster(3, lease=lease) as (redis, nodes):
+            topic, members, reading, expected = await populate(nodes, 6)
 
             redis.kill()
             # During the outage, longer than the lease: u0 leaves (node0), u6 joins (node1).
@@ -309,7 +307,7 @@ def test_after_a_redis_restart_members_are_neither_lost_nor_duplicated():
             newcomer = await Phx.connect(nodes[1].ws, "u6")
             await newcomer.join(topic)
             reading.tasks.append(asyncio.create_task(Reading.read(newcomer)))
-            await asyncio.sleep(LEASE_S + 1.5)
+            await asyncio.sleep(lease + 1.5)
             # Cut off, nodes expire nobody: each still shows the members it knew of.
             for node in nodes:
                 assert set((await node.presence(topic))["presences"]) >= {"u1", "u2", "u3", "u4", "u5"}
@@ -320,12 +318,14 @@ def test_after_a_redis_restart_members_are_neither_lost_nor_duplicated():
             after = {f"u{i}": 1 for i in range(1, 7)}
             took = await converge(lambda: agree(nodes, clients, topic, after), "the cluster after the Redis restart", 10.0)
             print(f"\nconverged {took:.2f} s after Redis answered again")
-            await asyncio.sleep(LEASE_S + 1.0)  # and it stays so (no late removals)
+            await asyncio.sleep(lease + 1.0)  # and it stays so (no late removals)
             assert await agree(nodes, clients, topic, after)
             assert time.monotonic() - answered_at < 30
             await reading.stop()
             for client in clients:
-                joins, _ = joins_and_leaves(client, topic)
+                joins, leaves = joins_and_leaves(client, topic)
                 assert max(joins.values()) == 1, f"a join seen twice: {[j for j, n in joins.items() if n > 1]}"
+                # Only u0 left (during the outage); nobody else flapped.
+                assert {k for k, _ in leaves} <= {"u0"}, f"leaves of members who never left: {leaves}"
 
     run_bounded(scenario(), timeout=90)

@@ -16,21 +16,12 @@ import time
 import urllib.request
 
 from conftest import API_KEY
+from test_switchboard_js import PRELUDE as LIBRARY_PRELUDE
 
-# The library, `until(fn)` (a bounded poll) and `openTab(userId, meta)`: a socket joined to
-# `online` whose Presence records every callback in `tab.events`.
-PRELUDE = r"""
-(async () => {
-  window.sb = await import("/switchboard.js");
-  window.until = async (fn, what = "condition", ms = 8000) => {
-    const deadline = performance.now() + ms;
-    for (;;) {
-      const value = fn();
-      if (value) return value;
-      if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+# `openTab(userId, meta)`: a socket joined to `online` whose Presence records every callback in
+# `tab.events` (after LIBRARY_PRELUDE: the library as `sb`, and `until(fn)`, a bounded poll).
+TABS = r"""
+(() => {
   const names = (entry) => (entry ? entry.metas.map((m) => m.name) : null);
   window.openTab = (userId, meta) => {
     const socket = new sb.Socket("/socket", {params: {user_id: userId}});
@@ -56,6 +47,11 @@ PRELUDE = r"""
 """
 
 
+def prelude(page) -> None:
+    assert page.evaluate(LIBRARY_PRELUDE) is True
+    assert page.evaluate(TABS) is True
+
+
 def api(http_url: str, path: str) -> dict:
     request = urllib.request.Request(f"{http_url}{path}", headers={"Authorization": f"Bearer {API_KEY}"})
     with urllib.request.urlopen(request, timeout=5) as response:
@@ -77,7 +73,7 @@ def wait_for_nobody_online(http_url: str, timeout: float = 10.0) -> None:
 def open_tab(browser, http_url: str, user_id: str, meta: dict):
     """A tab in a browser context of its own, joined to `online` as `user_id` with `meta`."""
     page = browser.open_page(f"{http_url}/health")
-    assert page.evaluate(PRELUDE) is True
+    prelude(page)
     assert page.evaluate(f"openTab({json.dumps(user_id)}, {json.dumps(meta)})") is True
     page.evaluate("tab.joined.then(() => true)", timeout=10)
     return page
@@ -233,7 +229,7 @@ const joinOn = async (n) => {
 
 def test_diffs_before_the_snapshot_of_the_current_join_are_held_back(browser, http_url):
     page = browser.open_page(f"{http_url}/health")
-    assert page.evaluate(PRELUDE) is True
+    prelude(page)
     result = page.evaluate(
         "(async () => {" + FAKE_SERVER + r"""
           const socket = new sb.Socket("ws://example.invalid/socket", {
@@ -317,7 +313,7 @@ def test_diffs_before_the_snapshot_of_the_current_join_are_held_back(browser, ht
 def test_custom_event_names_and_a_phoenix_js_style_channel(browser, http_url):
     """Only `channel.on` is used: a channel with `joinRef()` as a method (phoenix.js) works too."""
     page = browser.open_page(f"{http_url}/health")
-    assert page.evaluate(PRELUDE) is True
+    prelude(page)
     result = page.evaluate(
         r"""(() => {
           const bindings = [];
@@ -357,7 +353,7 @@ def test_custom_event_names_and_a_phoenix_js_style_channel(browser, http_url):
 
 def test_static_sync_state_sync_diff_and_list(browser, http_url):
     page = browser.open_page(f"{http_url}/health")
-    assert page.evaluate(PRELUDE) is True
+    prelude(page)
     result = page.evaluate(
         r"""(() => {
           const {Presence} = sb;

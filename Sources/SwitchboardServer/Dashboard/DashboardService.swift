@@ -1,6 +1,7 @@
 import Foundation
 import ServiceLifecycle
 import Switchboard
+import SwitchboardHummingbird
 
 /// Publishes the server's live statistics on `DashboardChannel.topic` (event `stats`) every
 /// second, while at least one client on this node is joined to it (otherwise it only takes the
@@ -86,18 +87,7 @@ struct DashboardService: Service {
                 "joins": .int(Int64(current.joins)),
             ],
             "topics": .int(Int64(topics.count)),
-            "topTopics": .array(
-                top.map { topic, subscribers in
-                    var entry: [String: JSONValue] = ["topic": .string(topic), "subscribers": .int(Int64(subscribers))]
-                    // Topics with presence: who is online there (cluster-wide with Redis).
-                    let present = hub.presence.count(topic)
-                    if present.connections > 0 {
-                        entry["users"] = .int(Int64(present.users))
-                        entry["connections"] = .int(Int64(present.connections))
-                    }
-                    return .object(entry)
-                }
-            ),
+            "topTopics": .array(top.map { HubAPI.topicEntry($0.key, subscribers: $0.value, presence: hub.presence) }),
             "errors": .int(Int64(errorCount)),
             "recentErrors": .array(
                 errors.reversed().map { entry in
