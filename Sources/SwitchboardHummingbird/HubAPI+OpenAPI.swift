@@ -23,6 +23,10 @@ extension HubAPI {
                     "type": "string", "minLength": 1, "description": "Any name but `phx_*` and `disconnect` (reserved).", "examples": ["new_msg"],
                 ],
                 "payload": ["type": "object", "description": "A JSON object; `{}` when left out.", "examples": [["body": "hello"]]],
+                "history": [
+                    "type": "boolean", "default": true,
+                    "description": "`false`: in a topic with history, delivered live only (not stored, no offset).",
+                ],
             ],
         ]
         return [
@@ -125,6 +129,43 @@ extension HubAPI {
                         ],
                     ]
                 ],
+                "/api/topics/{topic}/history": [
+                    "get": [
+                        "summary":
+                            "The kept messages of a topic with history, with their offsets; `since` gives those after a position (as a broadcast's ref carries it).",
+                        "operationId": "getHistory",
+                        "parameters": [
+                            [
+                                "name": "topic", "in": "path", "required": true, "description": "The topic, percent-encoded (`feed%3Anews`) or not.",
+                                "schema": ["type": "string"],
+                            ],
+                            [
+                                "name": "since", "in": "query", "required": false,
+                                "description": "`<epoch>:<offset>`: only the messages after it (409 when the epoch is not the topic's).",
+                                "schema": ["type": "string"],
+                            ],
+                            [
+                                "name": "limit", "in": "query", "required": false,
+                                "description": "At most this many messages (the first, or with `reverse` the newest).",
+                                "schema": ["type": "integer", "minimum": 0],
+                            ],
+                            [
+                                "name": "reverse", "in": "query", "required": false, "description": "`true`: newest first.",
+                                "schema": ["type": "string", "enum": ["0", "1", "true", "false"]],
+                            ],
+                        ],
+                        "responses": [
+                            "200": jsonResponse("The messages.", ["$ref": "#/components/schemas/History"]),
+                            "400": jsonResponse("A malformed `since` or `limit`.", ["$ref": "#/components/schemas/Error"]),
+                            "401": unauthorized,
+                            "404": jsonResponse("The topic keeps no history (`no_history`).", ["$ref": "#/components/schemas/Error"]),
+                            "409": jsonResponse(
+                                "`since` is of another epoch (`epoch_mismatch`): recover from scratch.",
+                                ["$ref": "#/components/schemas/Error"]
+                            ),
+                        ],
+                    ]
+                ],
                 "/api/disconnect": [
                     "post": [
                         "summary":
@@ -191,6 +232,24 @@ extension HubAPI {
                             "topic": ["type": "string"], "subscribers": ["type": "integer"],
                             "users": ["type": "integer", "description": "Present users (keys), for topics with presences."],
                             "connections": ["type": "integer", "description": "Present connections (metas), for topics with presences."],
+                        ],
+                    ],
+                    "History": [
+                        "type": "object", "required": ["topic", "epoch", "offset", "messages"],
+                        "properties": [
+                            "topic": ["type": "string"], "epoch": ["type": "string", "description": "The stream's lifetime."],
+                            "offset": ["type": "integer", "description": "The newest message's offset (0: none yet)."],
+                            "messages": [
+                                "type": "array",
+                                "items": [
+                                    "type": "object", "required": ["offset", "event", "time"],
+                                    "properties": [
+                                        "offset": ["type": "integer"], "event": ["type": "string"], "payload": ["type": "object"],
+                                        "payload_base64": ["type": "string", "description": "A binary payload, base64."],
+                                        "time": ["type": "integer", "description": "When it was stored, Unix milliseconds."],
+                                    ],
+                                ],
+                            ],
                         ],
                     ],
                     "Presence": [

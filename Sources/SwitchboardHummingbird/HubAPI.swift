@@ -14,6 +14,7 @@ import SwitchboardTransports
 /// | `GET /api/topics` | | 200 `{"topics": [{"topic", "subscribers"}]}` (cluster totals with `clusterCounts`, else this node) |
 /// | `GET /api/topics/{topic}` | | 200 `{"topic", "subscribers"}` (with `users`, `connections` when it has presences) |
 /// | `GET /api/topics/{topic}/presence` | | 200 `{"topic", "users", "connections", "presences"}` (`?count=1`: no `presences`) |
+/// | `GET /api/topics/{topic}/history` | `?since=<epoch>:<offset>&limit=N&reverse=true` | 200 `{"topic", "epoch", "offset", "messages": [{"offset", "event", "payload", "time"}]}`; 409 `epoch_mismatch`; 404 `no_history` |
 /// | `POST /api/disconnect` | `{"user": "42"}` or `{"socket_id": "…"}` | 202 `{}` |
 public struct HubAPI: Sendable {
     public let hub: Hub
@@ -56,7 +57,50 @@ public struct HubAPI: Sendable {
             let countOnly = ["1", "true"].contains(request.uri.queryParameters.get("count") ?? "")
             return self.presence(Self.topic(context), countOnly: countOnly)
         }
+        api.get("topics/{topic}/history") { request, context in
+            try self.history(Self.topic(context), query: request.uri.queryParameters)
+        }
         api.post("disconnect") { request, _ in try await self.disconnect(request) }
+    }
+
+    /// `GET /api/topics/{topic}/history?since=<epoch>:<offset>&limit=N&reverse=true`.
+    func history(_ topic: String, query: Hummingbird.Parameters) throws -> Response {
+        var since: StreamPosition?
+        if let text = query.get("since") {
+            guard let position = StreamPosition(text) else {
+                throw APIError(.badRequest, "invalid_request", "since must be <epoch>:<offset>, as a broadcast's ref carries it")
+            }
+            since = position
+        }
+        var limit: Int?
+        if let text = query.get("limit") {
+            guard let value = Int(text), value >= 0 else { throw APIError(.badRequest, "invalid_request", "limit must be a whole number ≥ 0") }
+            limit = value
+        }
+        let reverse = ["1", "true"].contains(query.get("reverse") ?? "")
+        let read: (position: StreamPosition, messages: [StoredMessage])?
+        do {
+            read = try hub.history.messages(topic: topic, since: since, limit: limit, reverse: reverse)
+        } catch {
+            guard case .epochMismatch(let current) = error else { throw error }
+            throw APIError(.conflict, "epoch_mismatch", "since is of epoch \(since?.epoch ?? ""); the topic's stream is now \(current)")
+        }
+        guard let read else { throw APIError(.notFound, "no_history", "topic \(topic) keeps no history") }
+        let messages: [JSONValue] = read.messages.map { message in
+            var entry: [String: JSONValue] = ["offset": .int(Int64(message.offset)), "event": .string(message.event), "time": .int(message.time)]
+            switch message.payload {
+            case .json(let json): entry["payload"] = json
+            case .binary(let bytes): entry["payload_base64"] = .string(Data(bytes.readableBytesView).base64EncodedString())
+            }
+            return .object(entry)
+        }
+        return Self.json(
+            .ok,
+            [
+                "topic": .string(topic), "epoch": .string(read.position.epoch), "offset": .int(Int64(read.position.offset)),
+                "messages": .array(messages),
+            ]
+        )
     }
 
     func broadcast(_ request: Request) async throws -> Response {
@@ -99,7 +143,14 @@ public struct HubAPI: Sendable {
             try validateTopic?(topic)
             let payload = item["payload"] ?? .emptyObject
             guard payload.objectValue != nil else { throw APIError(.unprocessableContent, "invalid_request", "payload must be a JSON object\(at)") }
-            broadcasts.append(Broadcast(topic: topic, event: event, payload: .json(payload)))
+            var broadcast = Broadcast(topic: topic, event: event, payload: .json(payload))
+            if let history = item["history"] {
+                guard let keep = history.boolValue else {
+                    throw APIError(.unprocessableContent, "invalid_request", "history must be true or false\(at)")
+                }
+                broadcast.recordsHistory = keep
+            }
+            broadcasts.append(broadcast)
         }
         for broadcast in broadcasts { hub.publish(broadcast) }
         return broadcasts.count

@@ -23,7 +23,10 @@ enum ServerApplication {
         logger: Logger
     ) -> some ApplicationProtocol {
         let presence = access.presenceConfiguration
-        let hub = redis.map { Hub(nodeID: $0.nodeID, broker: $0, presence: presence, logger: logger) } ?? Hub(presence: presence, logger: logger)
+        let history = access.historyConfiguration
+        let hub =
+            redis.map { Hub(nodeID: $0.nodeID, broker: $0, presence: presence, history: history, logger: logger) }
+            ?? Hub(presence: presence, history: history, logger: logger)
         redis?.countSubscribers(of: hub)
         redis?.replicatePresence(of: hub)
         // Connect: JWT (or the demo's user_id param); topics: one channel per namespace (built in:

@@ -87,12 +87,19 @@ public final class LongPollSession: Transport, @unchecked Sendable {
         }
     }
 
-    /// The connection of a waiting poll went away: forget it (later messages wait for the next poll).
+    /// The connection of a waiting poll went away: forget it (later messages wait for the next
+    /// poll). A client that closes its own poll is leaving (a page unloading, `disconnect()`), and
+    /// one that lost it to the network polls again at once, so the session ends after
+    /// `abandonedPollGrace` without a poll rather than 1.5 windows: its presences go within
+    /// seconds, as an SSE stream's do.
     public func pollAbandoned() {
         eventLoop.preconditionInEventLoop()
         guard takeWaiter() != nil else { return }
-        scheduleExpiry()
+        scheduleExpiry(in: min(Self.abandonedPollGrace, .nanoseconds(window.nanoseconds * 3 / 2)))
     }
+
+    /// How long a session whose waiting poll was abandoned lives without a new poll.
+    static let abandonedPollGrace: TimeAmount = .seconds(2)
 
     private func takeWaiter() -> ((PollAnswer) -> Void)? {
         waiterTimer?.cancel()
@@ -110,11 +117,11 @@ public final class LongPollSession: Transport, @unchecked Sendable {
     }
 
     /// Phoenix ends a session that has not been polled for 1.5 windows.
-    private func scheduleExpiry() {
+    private func scheduleExpiry(in delay: TimeAmount? = nil) {
         guard !closed else { return }
         expiry?.cancel()
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
-        expiry = eventLoop.scheduleTask(in: .nanoseconds(window.nanoseconds * 3 / 2)) {
+        expiry = eventLoop.scheduleTask(in: delay ?? .nanoseconds(window.nanoseconds * 3 / 2)) {
             loopBound.value.logger.debug("long-poll session expired")
             loopBound.value.close(.idleTimeout)
         }

@@ -45,11 +45,13 @@ struct NamespaceTests {
         #expect(table.namespace(of: "news:1") == nil)
     }
 
-    @Test("the built-in set is the demo's: room:*, ticker, notifications:*, realtime:*, public:*, online")
+    @Test("the built-in set is the demo's: room:*, ticker, notifications:*, realtime:*, public:*, online, feed:* (history)")
     func builtIn() {
         let table = NamespaceTable.builtIn
         #expect(table.isBuiltIn)
-        #expect(Set(table.namespaces.map(\.pattern)) == ["room:*", "ticker", "notifications:*", "realtime:*", "public:*", "online"])
+        #expect(Set(table.namespaces.map(\.pattern)) == ["room:*", "ticker", "notifications:*", "realtime:*", "public:*", "online", "feed:*"])
+        #expect(table.namespace(of: "feed:news")?.historyPolicy == HistoryPolicy(size: 100, ttl: .seconds(300), maxRecover: 1000))
+        #expect(table.namespace(of: "room:lobby")?.historyPolicy == nil)
         #expect(table.namespace(of: "room:lobby")?.behaviour == .chat)
         #expect(table.namespace(of: "notifications:42")?.join == .owner)
         #expect(table.namespace(of: "public:prices")?.clientPublish == false)

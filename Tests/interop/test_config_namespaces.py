@@ -131,7 +131,8 @@ def test_unknown_namespace_join_is_refused(ws_url):
             # The bare prefix is not in `chat:*` either; an exact namespace is only that topic.
             assert await phx.join("chat") == {"status": "error", "response": {"reason": "unknown namespace"}}
             assert await phx.join("status:x") == {"status": "error", "response": {"reason": "unknown namespace"}}
-            assert await phx.join("status") == {"status": "ok", "response": {}}  # not-yet-active options accepted
+            joined = await phx.join("status")  # history on: the reply carries the stream's position
+            assert joined["status"] == "ok" and joined["response"]["position"]["offset"] == 0
 
     run_bounded(scenario())
 

@@ -37,7 +37,7 @@ def test_openapi_document_is_served_without_a_key_and_matches_the_routes(http_ur
     }
     paths = doc["paths"]
     assert set(paths) == {
-        "/api/broadcast", "/api/topics", "/api/topics/{topic}", "/api/topics/{topic}/presence", "/api/disconnect", "/api/openapi.json", "/metrics", "/health",
+        "/api/broadcast", "/api/topics", "/api/topics/{topic}", "/api/topics/{topic}/presence", "/api/topics/{topic}/history", "/api/disconnect", "/api/openapi.json", "/metrics", "/health",
     }
 
     # Every $ref points at a schema that exists.
@@ -61,6 +61,7 @@ def test_openapi_document_is_served_without_a_key_and_matches_the_routes(http_ur
         ("/api/topics", "get"): ("/api/topics", None),
         ("/api/topics/{topic}", "get"): ("/api/topics/public%3Aopenapi", None),
         ("/api/topics/{topic}/presence", "get"): ("/api/topics/online/presence", None),
+        ("/api/topics/{topic}/history", "get"): ("/api/topics/feed%3Aopenapi/history", None),
         ("/api/disconnect", "post"): ("/api/disconnect", {"user": "nobody-openapi"}),
         ("/api/openapi.json", "get"): ("/api/openapi.json", None),
         ("/metrics", "get"): ("/metrics", None),

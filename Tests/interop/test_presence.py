@@ -309,6 +309,21 @@ def test_sse_and_longpoll_subscribers_are_presences_and_go_when_they_close(ws_ba
             assert presence_api(http_base, topic)["presences"]["lp"]["metas"][0]["transport"] == "longpoll"
             assert await poll.post(["1", "2", topic, "phx_leave", {}]) == {"status": 200}
             await watcher.until(lambda: "lp" not in watcher.replay(topic), "the long-poll leave")
+
+            # A long-poll client that goes away mid-poll (its waiting GET's connection closes):
+            # its session, and so its presence, ends within 5 s, not 1.5 poll windows later.
+            gone = LongPoll(http, f"{http_base}/socket/longpoll", params=[("vsn", "2.0.0"), ("user_id", "lp-gone")])
+            await gone.open()
+            assert await gone.post(["1", "1", topic, "phx_join", {}]) == {"status": 200}
+            await watcher.until(lambda: "lp-gone" in watcher.replay(topic), "the second long-poll presence")
+            while True:  # take what is there, until a poll waits
+                try:
+                    assert (await gone.get(timeout=0.5))["status"] in (200, 204)
+                except TimeoutError:
+                    break  # cancelled: httpx closes the waiting request's connection
+            abandoned = time.monotonic()
+            await watcher.until(lambda: "lp-gone" not in watcher.replay(topic), "the abandoned session's leave", timeout=6)
+            assert time.monotonic() - abandoned < 5
         await watcher.close()
 
     run_bounded(scenario())

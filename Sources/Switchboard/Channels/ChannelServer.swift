@@ -57,6 +57,9 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     /// The previous instance of this topic on the connection, until it has terminated (then
     /// released, so repeated rejoins do not chain instances together).
     private var predecessor: ChannelServer?
+    /// In a topic with history: the offset the join reply gave; live broadcasts up to it are
+    /// dropped (they were replayed, or precede the join). Event loop only.
+    private var replayedThrough: UInt64?
     /// Holds a reference back to this server, so it is released when the channel ends (a
     /// server that kept it would never be freed).
     private var socket: ChannelSocket!
@@ -240,26 +243,39 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
             return
         }
         switch result {
-        case .ok(let response):
+        case .ok(var response):
             SwitchboardMetrics.joined(true)
-            let reply = session.outbound.encodeReply(
-                joinRef: message.joinRef,
-                ref: message.ref,
-                topic: topic,
-                status: "ok",
-                response: .json(response)
-            )
             // The join reply must be the first frame of this join instance: send it, then
             // subscribe and release pushes made during join, all in one event-loop turn. The
             // mailbox waits for that turn, so a later leave/stop/close always finds the channel
-            // joined and subscribed (and runs `terminate`).
+            // joined and subscribed (and runs `terminate`). In a topic with history, the
+            // subscription comes first and the reply carries the stream's position read after it,
+            // so what the replay misses arrives live and what arrives live twice is dropped.
             _ = try? await session.eventLoop.submit {
-                if let reply {
+                let action = self.state.withLock { $0.lifecycle.joinSucceeded() }
+                var replay: [StoredMessage] = []
+                var current: StreamPosition?
+                if case .subscribe = action, self.session.hub.history.isEnabled(for: self.topic) {
+                    self.session.hub.subscribe(self, to: self.topic)
+                    (response, replay, current) = self.historyResponse(response, joinPayload: message.payload.json)
+                }
+                if let reply = self.session.outbound.encodeReply(
+                    joinRef: message.joinRef,
+                    ref: message.ref,
+                    topic: self.topic,
+                    status: "ok",
+                    response: .json(response)
+                ) {
                     SwitchboardMetrics.messageSent()
                     self.session.transport.send(reply)
                 }
-                guard case .subscribe(let pushes, let presenceState) = self.state.withLock({ $0.lifecycle.joinSucceeded() }) else { return }
-                self.session.hub.subscribe(self, to: self.topic)
+                guard case .subscribe(let pushes, let presenceState) = action else { return }
+                if let current {
+                    self.replay(replay, epoch: current.epoch)
+                    self.replayedThrough = current.offset
+                } else {
+                    self.session.hub.subscribe(self, to: self.topic)
+                }
                 if presenceState { self.writePresenceState() }
                 for (event, payload) in pushes {
                     if let frame = self.session.outbound.encodePush(joinRef: self.stampRef, topic: self.topic, event: event, payload: payload) {
@@ -365,7 +381,43 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
 
     // MARK: Subscriber
 
+    /// The join response of a topic with history: `position` (the stream's newest), and with a
+    /// `recover` position in the join payload, `recovered` and the messages to replay. A response
+    /// that is not a JSON object is left as it is (and nothing is replayed).
+    private func historyResponse(
+        _ response: JSONValue,
+        joinPayload: JSONValue?
+    ) -> (JSONValue, [StoredMessage], StreamPosition?) {
+        guard case .object(var object) = response else { return (response, [], nil) }
+        let history = session.hub.history
+        var replay: [StoredMessage] = []
+        var current: StreamPosition?
+        if let recover = joinPayload?["recover"] {
+            if let since = StreamPosition(json: recover), case .recovered(let messages, let position)? = history.recover(topic: topic, since: since) {
+                replay = messages
+                current = position
+                object["recovered"] = true
+            } else {
+                object["recovered"] = false
+            }
+        }
+        guard let position = current ?? history.position(of: topic) else { return (response, [], nil) }
+        object["position"] = position.json
+        return (.object(object), replay, position)
+    }
+
+    /// Sends the replayed messages as the live ones would have been (intercepts included).
+    private func replay(_ messages: [StoredMessage], epoch: String) {
+        for message in messages {
+            var broadcast = Broadcast(topic: topic, event: message.event, payload: message.payload)
+            broadcast.streamPosition = StreamPosition(epoch: epoch, offset: message.offset)
+            receive(broadcast, frame: frameFormat.flatMap { $0.encode(broadcast) })
+        }
+    }
+
     func receive(_ broadcast: Broadcast, frame: ByteBuffer?) {
+        // Already in the join's replay, or older than the position its reply gave.
+        if let through = replayedThrough, let position = broadcast.streamPosition, position.offset <= through { return }
         // Channels without intercepts (most) never take the lock here: the frame goes straight out.
         guard !intercepts.isEmpty else {
             if let frame { session.transport.sendPreEncoded(frame) }

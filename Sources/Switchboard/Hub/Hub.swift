@@ -17,6 +17,8 @@ public final class Hub: Sendable {
     public let broker: any Broker
     /// Who is present in each topic (`ChannelSocket.track`), and their diffs to subscribers.
     public let presence: Presence
+    /// The topics' message streams (for topics whose policy keeps history).
+    public let history: History
     let shards: [Shard]
     let logger: Logger
 
@@ -29,12 +31,14 @@ public final class Hub: Sendable {
         broker: any Broker = MemoryBroker(),
         shardCount: Int = 16,
         presence: Presence.Configuration = Presence.Configuration(),
+        history: History.Configuration = History.Configuration(),
         logger: Logger = Logger(label: "switchboard.hub")
     ) {
         self.nodeID = nodeID
         self.broker = broker
         self.shards = (0..<max(1, shardCount)).map { _ in Shard() }
         self.presence = Presence(nodeID: nodeID, configuration: presence)
+        self.history = History(configuration: history)
         self.logger = logger
         broker.attach { [weak self] broadcast in
             self?.deliverLocally(broadcast)
@@ -54,7 +58,7 @@ public final class Hub: Sendable {
 
     /// Publishes to every subscriber of `topic` on every node. Returns once handed over, not when delivered.
     public func broadcast(topic: String, event: String, payload: Payload) {
-        broker.publish(Broadcast(topic: topic, event: event, payload: payload))
+        publish(Broadcast(topic: topic, event: event, payload: payload))
     }
 
     /// Publishes a JSON payload.
@@ -68,9 +72,21 @@ public final class Hub: Sendable {
     }
 
     /// Publishes to every subscriber of the broadcast's topic except `broadcast.excluding`.
+    /// In a topic with history, the broadcast is stored first and carries its position (unless
+    /// `recordsHistory` is false).
     public func publish(_ broadcast: Broadcast) {
-        // A filter cannot travel to other nodes: a filtered broadcast stays on this one.
+        // A filter cannot travel to other nodes: a filtered broadcast stays on this one (and out
+        // of the history, which is everyone's).
         guard broadcast.filter == nil else { return deliverLocally(broadcast) }
+        if broadcast.recordsHistory, broadcast.streamPosition == nil {
+            let broker = self.broker
+            let stored = history.append(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload) { position in
+                var positioned = broadcast
+                positioned.streamPosition = position
+                broker.publish(positioned)
+            }
+            if stored != nil { return }
+        }
         broker.publish(broadcast)
     }
 

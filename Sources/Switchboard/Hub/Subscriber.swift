@@ -13,6 +13,12 @@ public struct Broadcast: Sendable {
     /// Its position in the topic on this node (1, 2, 3…), stamped by the hub at delivery. Counts
     /// restart when a topic has had no subscriber here; the history feature makes them durable.
     public var position: UInt64?
+    /// Its place in the topic's stream, in topics with history (stamped by `Hub.publish`);
+    /// Phoenix frames carry it as their `ref`, `"<epoch>:<offset>"`.
+    public var streamPosition: StreamPosition?
+    /// False: delivered live but not stored, so it takes no offset (ephemeral events on a topic
+    /// with history).
+    public var recordsHistory = true
     /// Delivered only to connections for which this is true (evaluated per subscriber on this
     /// node; a closure cannot travel to other nodes, so filtered broadcasts are node-local).
     public var filter: (@Sendable (Connection) -> Bool)?

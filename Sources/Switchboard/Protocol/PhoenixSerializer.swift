@@ -148,6 +148,10 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
         if let text = broadcast.encodedJSON {
             return encodeJSON(joinRef: .null, ref: .null, topic: broadcast.topic, event: broadcast.event, payloadText: text)
         }
+        if let position = broadcast.streamPosition, case .json(let json) = broadcast.payload {
+            // A message of a topic with history: its position as the ref, for the client to keep.
+            return encodeJSON(joinRef: .null, ref: .string(position.description), topic: broadcast.topic, event: broadcast.event, payload: json)
+        }
         return encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload)
     }
 

@@ -33,8 +33,13 @@ extension ServerAccess {
                     "namespace \(namespace.pattern) joins need \(namespace.join.rawValue), but no JWT key is configured: \(namespace.join == .token ? "nobody can join" : "the unverified user_id param counts")"
                 )
             }
-            if namespace.historySize != 0 || namespace.historyTTL != 0 || namespace.slowConsumer != .disconnect {
-                logger.notice("namespace \(namespace.pattern): history and slow_consumer are accepted but not active yet")
+            if namespace.slowConsumer != .disconnect {
+                logger.notice("namespace \(namespace.pattern): slow_consumer is accepted but not active yet")
+            }
+            if namespace.historySize > 0, configuration.redisURL != nil {
+                logger.warning(
+                    "namespace \(namespace.pattern): history is kept on each node, in memory; with Redis, positions differ between nodes (a client recovers on the node it was on)"
+                )
             }
         }
     }
@@ -56,7 +61,10 @@ extension ServerConfiguration {
                             "publish": .bool(namespace.clientPublish),
                             "presence": namespace.presence == .count ? "count" : .bool(namespace.presence == .full),
                             "presence_grace": .double(namespace.presenceGrace),
-                            "history": ["size": .int(Int64(namespace.historySize)), "ttl": .int(Int64(namespace.historyTTL))],
+                            "history": [
+                                "size": .int(Int64(namespace.historySize)), "ttl": .int(Int64(namespace.historyTTL)),
+                                "max_recover": .int(Int64(namespace.historyMaxRecover)),
+                            ],
                             "slow_consumer": .string(namespace.slowConsumer.rawValue),
                         ])
                     }

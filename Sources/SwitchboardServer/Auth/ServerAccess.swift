@@ -172,6 +172,14 @@ struct ServerAccess: Sendable {
         return configuration
     }
 
+    /// The hub's history: each topic keeps its namespace's `history` (none by default).
+    var historyConfiguration: History.Configuration {
+        var configuration = History.Configuration()
+        let namespaces = self.namespaces
+        configuration.policy = { topic in namespaces.namespace(of: topic)?.historyPolicy }
+        return configuration
+    }
+
     /// The built-in channel of a namespace's behaviour; `nil` for the generic one.
     static func channel(for namespace: Namespace) -> (any TopicChannel)? {
         switch namespace.behaviour {

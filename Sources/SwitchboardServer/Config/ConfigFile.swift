@@ -298,9 +298,19 @@ struct ConfigFile {
                     namespace.presenceGrace = grace
                 }
                 if let historyValue = options["history"], !(historyValue is NSNull) {
-                    let history = try object(historyValue, "\(path).history", keys: ["size", "ttl"])
-                    if let size = try int(history["size"], "\(path).history.size") { namespace.historySize = size }
-                    if let ttl = try int(history["ttl"], "\(path).history.ttl") { namespace.historyTTL = ttl }
+                    let history = try object(historyValue, "\(path).history", keys: ["size", "ttl", "max_recover"])
+                    if let size = try int(history["size"], "\(path).history.size") {
+                        guard size >= 0, size <= 1_000_000 else { throw fail("\(path).history.size", "expected 0 to 1000000 messages") }
+                        namespace.historySize = size
+                    }
+                    if let ttl = try int(history["ttl"], "\(path).history.ttl") {
+                        guard ttl >= 0, ttl <= 31_536_000 else { throw fail("\(path).history.ttl", "expected 0 to 31536000 seconds") }
+                        namespace.historyTTL = ttl
+                    }
+                    if let most = try int(history["max_recover"], "\(path).history.max_recover") {
+                        guard most >= 0, most <= 1_000_000 else { throw fail("\(path).history.max_recover", "expected 0 to 1000000 messages") }
+                        namespace.historyMaxRecover = most
+                    }
                 }
                 if let policy = try choice(
                     options["slow_consumer"],

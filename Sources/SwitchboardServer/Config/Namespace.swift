@@ -1,7 +1,9 @@
+import Switchboard
+
 /// A family of topics with the same rules: an exact topic (`ticker`) or a prefix (`chat:*`).
 ///
 /// Who may join, whether clients may publish, and which built-in channel behaviour (if any) serves
-/// it, and whether its topics track presence. `historySize`, `historyTTL` and `slowConsumer` are
+/// it, and whether its topics track presence. `slowConsumer` is
 /// accepted and kept for the issues that implement them; they have no effect yet.
 struct Namespace: Sendable, Equatable {
     /// Who may join a topic of the namespace.
@@ -63,10 +65,26 @@ struct Namespace: Sendable, Equatable {
     var presence = PresenceMode.off
     /// Seconds a user's last meta stays after its connection left (`presence_grace`).
     var presenceGrace = 0.0
-    /// Not active yet (history issue): messages kept per topic.
+    /// Messages kept per topic (0: no history).
     var historySize = 0
-    /// Not active yet (history issue): seconds a message is kept.
+    /// Seconds a message is kept (0: the default, 300).
     var historyTTL = 0
+    /// Most messages one recovery replays.
+    var historyMaxRecover = 1000
+
+    /// The demo's `feed:*`: server-only publish, history (100 messages, 5 minutes).
+    static var feed: Namespace {
+        var namespace = Namespace(pattern: "feed:*", behaviour: .generic, join: .anyone, clientPublish: false)
+        namespace.historySize = 100
+        namespace.historyTTL = 300
+        return namespace
+    }
+
+    /// The history policy of the namespace's topics; nil without history.
+    var historyPolicy: HistoryPolicy? {
+        guard historySize > 0 else { return nil }
+        return HistoryPolicy(size: historySize, ttl: .seconds(historyTTL > 0 ? historyTTL : 300), maxRecover: historyMaxRecover)
+    }
     /// Not active yet (slow-consumer policy issue).
     var slowConsumer: SlowConsumerPolicy = .disconnect
 

@@ -34,6 +34,7 @@ struct NamespaceTable: Sendable, Equatable {
             Namespace(pattern: "realtime:*", behaviour: .realtime, join: .anyone, clientPublish: true, presence: .full),
             Namespace(pattern: "public:*", behaviour: .generic, join: .anyone, clientPublish: false),
             Namespace(pattern: "online", behaviour: .online, join: .anyone, clientPublish: false, presence: .full),
+            Namespace.feed,
         ],
         isBuiltIn: true
     )
