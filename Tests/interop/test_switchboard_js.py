@@ -255,6 +255,47 @@ def test_reconnect_and_rejoin_after_the_server_disconnects(page, http_url):
     assert result["notifications"] == [{"body": "after"}]
 
 
+def test_history_topics_recover_what_was_missed_while_the_connection_was_cut(page, http_url):
+    user = f"js-{secrets.token_hex(4)}"
+    topic = f"feed:js-{secrets.token_hex(4)}"  # the demo's feed:* keeps history
+
+    def publish(first: int, count: int) -> None:
+        messages = [{"topic": topic, "event": "item", "payload": {"i": i}} for i in range(first, first + count)]
+        assert api(http_url, "/api/broadcast", {"messages": messages}) == {"published": count}
+
+    page.evaluate(
+        f"""(async () => {{
+          const socket = new sb.Socket("/socket", {{params: {{user_id: "{user}"}}, reconnectAfterMs: () => 700}});
+          const log = {{items: [], refs: [], replies: [], sentJoins: []}};
+          const feed = socket.channel("{topic}", {{hello: "kept"}});
+          feed.on("item", (payload, ref) => {{ log.items.push(payload.i); log.refs.push(ref); }});
+          feed.join().receive("ok", (response) => log.replies.push(response));
+          const send = socket.send.bind(socket);
+          socket.send = (frame) => {{ if (frame[3] === "phx_join") log.sentJoins.push(frame[4]); return send(frame); }};
+          socket.connect();
+          await until(() => log.replies.length === 1, "the first join");
+          window.recovering = {{socket, feed, log}};
+          return true;
+        }})()"""
+    )
+    publish(1, 3)
+    page.wait_for("recovering.log.items.length === 3")
+    assert api(http_url, "/api/disconnect", {"user": user}) == {}
+    page.wait_for("recovering.feed.state === 'errored'")
+    publish(4, 4)  # while the socket waits 700 ms to reconnect
+    page.wait_for("recovering.log.replies.length === 2 && recovering.log.items.length === 7", timeout=10)
+    publish(8, 1)
+    page.wait_for("recovering.log.items.length === 8")
+    result = page.evaluate("(() => { const r = recovering; r.socket.disconnect(); return {...r.log, position: r.feed.position}; })()")
+    epoch = result["replies"][0]["position"]["epoch"]
+    assert result["replies"][0] == {"position": {"epoch": epoch, "offset": 0}}
+    assert result["replies"][1] == {"recovered": True, "position": {"epoch": epoch, "offset": 7}}
+    assert result["items"] == list(range(1, 9)), "every message once, in order"
+    assert result["refs"] == [f"{epoch}:{i}" for i in range(1, 9)]
+    assert result["sentJoins"] == [{"hello": "kept"}, {"hello": "kept", "recover": {"epoch": epoch, "offset": 3}}]
+    assert result["position"] == {"epoch": epoch, "offset": 8}
+
+
 def test_readme_example_runs_as_written(page):
     """The README's switchboard.js example, run as an inline module script of a page."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()

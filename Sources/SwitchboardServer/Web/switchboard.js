@@ -29,6 +29,9 @@
  *   backoff (`rejoinAfterMs`). A join the server refuses (`error` reply) is final: the channel
  *   closes and the app decides what to do (phoenix.js retries refused joins forever).
  * - Frames that carry another join ref than the channel's current one are stale and dropped.
+ * - In topics with history, a channel keeps the position of the last message it received and
+ *   rejoins with it (`recover`), so nothing is missed across reconnects; the join's `ok` callback
+ *   runs again on every rejoin with the server's response (`recovered: true | false`).
  * - `new Presence(channel)` keeps the topic's presence list from the server's `presence_state` and
  *   `presence_diff` events (see the class).
  *
@@ -184,10 +187,23 @@ export class Channel {
     this.rejoinTries = 0;
     this.closeHooks = new Hooks();
     this.errorHooks = new Hooks();
+    /**
+     * In a topic with history: the position (`{epoch, offset}`) of the last message received, or
+     * the one the last join reply gave. Every rejoin sends it as `recover`, so the server replays
+     * what was missed (`recovered: true` in the reply) or says it cannot (`recovered: false`).
+     * @type {{epoch: string, offset: number} | null}
+     */
+    this.position = null;
     this.joinPush = new Push(this, "phx_join", {}, socket.timeoutMs);
     // Registered before any handler of the app, so the state is right when those run.
     this.joinPush
-      .receive("ok", () => {
+      .receive("ok", (response) => {
+        // recovered: true: the replayed messages that follow move the position; otherwise the
+        // reply's position is where this join starts.
+        const position = response?.position;
+        if (position && typeof position.epoch === "string" && Number.isInteger(position.offset) && response.recovered !== true) {
+          this.position = { epoch: position.epoch, offset: position.offset };
+        }
         this.state = "joined";
         this.rejoinTries = 0;
         const buffered = this.buffer;
@@ -308,7 +324,8 @@ export class Channel {
     if (!this.socket.isConnected()) return; // the socket rejoins us when it opens
     this.state = "joining";
     this.joinRef = this.socket.makeRef();
-    this.joinPush.payload = typeof this.params === "function" ? this.params() : this.params;
+    const params = typeof this.params === "function" ? this.params() : this.params;
+    this.joinPush.payload = this.position && params?.recover === undefined ? { ...params, recover: this.position } : params;
     this.joinPush.startTimer();
     this.joinPush.send(this.joinRef);
   }
@@ -338,6 +355,16 @@ export class Channel {
     }
   }
 
+  /** A broadcast of a topic with history carries its position as its ref, `<epoch>:<offset>`. */
+  advancePosition(ref) {
+    const colon = ref.lastIndexOf(":");
+    const offset = Number(ref.slice(colon + 1));
+    if (colon <= 0 || !Number.isInteger(offset)) return;
+    const epoch = ref.slice(0, colon);
+    if (this.position && this.position.epoch === epoch && this.position.offset >= offset) return;
+    this.position = { epoch, offset };
+  }
+
   dispatch(joinRef, ref, event, payload) {
     if (this.joinRef === null) return; // never joined: whatever arrives is for another channel of the topic
     if (joinRef !== null && joinRef !== this.joinRef) return; // an older join instance's frame
@@ -353,6 +380,7 @@ export class Channel {
         this.errorHooks.call(payload ?? {});
         return this.scheduleRejoin();
       default:
+        if (joinRef === null && typeof ref === "string") this.advancePosition(ref);
         for (const binding of this.bindings) {
           if (binding.event !== event) continue;
           try {
