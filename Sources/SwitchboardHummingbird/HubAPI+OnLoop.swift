@@ -27,11 +27,11 @@ struct PublishEndpoint: InterceptedEndpoint {
     func answer(_ head: HTTPRequestHead, body: ByteBuffer?, interceptor: HTTPInterceptor) {
         do {
             try HubAPI.checkKey(authorization: head.headers.first(name: "Authorization"), key: api.apiKey)
-            let count = try api.publish(body: body ?? ByteBuffer())
+            let answer = api.publishAnswer(body: body ?? ByteBuffer(), idempotencyKey: head.headers.first(name: "Idempotency-Key"))
             interceptor.respond(
-                status: .accepted,
+                status: HTTPResponseStatus(statusCode: answer.status),
                 headers: [],
-                body: JSONWriter.buffer(HubAPI.published(count)),
+                body: answer.body,
                 contentType: "application/json",
                 close: false
             )

@@ -43,6 +43,14 @@ extension HubAPI {
                     "post": [
                         "summary": "Publish one message, or a batch (all-or-nothing, at most 1000).",
                         "operationId": "broadcast",
+                        "parameters": [
+                            [
+                                "name": "Idempotency-Key", "in": "header", "required": false,
+                                "description":
+                                    "Retries with the same key within 5 minutes are delivered once and answered as the first time (this node; a key used with another body: 422 `idempotency_key_reused`).",
+                                "schema": ["type": "string", "minLength": 1, "maxLength": 255],
+                            ]
+                        ],
                         "requestBody": [
                             "required": true,
                             "content": [
@@ -68,11 +76,11 @@ extension HubAPI {
                                 "Handed over for delivery.",
                                 ["type": "object", "required": ["published"], "properties": ["published": ["type": "integer"]]]
                             ),
-                            "400": errorResponse("The body is not a JSON object (`invalid_json`)."),
+                            "400": errorResponse("The body is not a JSON object (`invalid_json`), or a malformed `Idempotency-Key`."),
                             "401": unauthorized,
                             "413": errorResponse("Body or batch too large (`body_too_large`, `batch_too_large`)."),
                             "422": errorResponse(
-                                "Invalid fields (`invalid_request`, `reserved_event`), or a topic the server does not serve (`unknown_namespace`)."
+                                "Invalid fields (`invalid_request`, `reserved_event`), a topic the server does not serve (`unknown_namespace`), or an `Idempotency-Key` reused with another body (`idempotency_key_reused`)."
                             ),
                         ],
                     ]

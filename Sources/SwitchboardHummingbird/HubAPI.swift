@@ -32,6 +32,9 @@ public struct HubAPI: Sendable {
     /// answer (e.g. 422 `unknown_namespace`), and the whole batch is refused. `nil`: any topic.
     public var validateTopic: (@Sendable (String) throws -> Void)?
 
+    /// Recent publishes made with an `Idempotency-Key` (shared by copies of this API).
+    public var idempotentPublishes = IdempotentPublishes()
+
     public init(hub: Hub, apiKey: String) {
         self.hub = hub
         self.apiKey = apiKey
@@ -104,8 +107,13 @@ public struct HubAPI: Sendable {
     }
 
     func broadcast(_ request: Request) async throws -> Response {
-        let count = try publish(body: try await Self.collectBody(request, limit: maxBodySize))
-        return Self.json(.accepted, Self.published(count))
+        let body = try await Self.collectBody(request, limit: maxBodySize)
+        let answer = publishAnswer(body: body, idempotencyKey: request.headers[HTTPField.Name("Idempotency-Key")!])
+        return Response(
+            status: HTTPResponse.Status(code: answer.status),
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: answer.body)
+        )
     }
 
     /// The answer to a publish of `count` messages.

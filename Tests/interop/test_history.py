@@ -258,3 +258,53 @@ def test_third_party_clients_take_broadcasts_whose_ref_is_a_position(ws_base, ht
                 await asyncio.wait_for(client.unsubscribe_from_topic(topic), STEP_TIMEOUT_S)
 
     run_bounded(scenario())
+
+
+def post_with_key(http_base: str, body: Any, key: str | None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    request = urllib.request.Request(f"{http_base}/api/broadcast", method="POST", data=json.dumps(body).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=STEP_TIMEOUT_S) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_an_idempotent_publish_retried_is_delivered_once_and_answered_the_same(ws_base, http_base):
+    async def scenario():
+        topic = f"feed:{time.monotonic_ns()}"
+        client = await Phx.connect(ws_base, "i")
+        await client.join(topic)
+        body = {"topic": topic, "event": "msg", "payload": {"i": 1}}
+        key = f"order-{time.monotonic_ns()}"
+        answers = [post_with_key(http_base, body, key) for _ in range(3)]
+        assert answers == [(202, {"published": 1})] * 3
+        # Concurrent retries of another key: still one delivery.
+        second = {"topic": topic, "event": "msg", "payload": {"i": 2}}
+        other = f"order-{time.monotonic_ns()}"
+        results: list = []
+        threads = [threading.Thread(target=lambda: results.append(post_with_key(http_base, second, other))) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert results == [(202, {"published": 1})] * 5
+        # A failed publish is remembered too; the same key with another body is refused.
+        bad = {"topic": topic, "event": "phx_join", "payload": {}}
+        refused = post_with_key(http_base, bad, "bad-key")
+        assert refused[0] == 422 and post_with_key(http_base, bad, "bad-key") == refused
+        status, error = post_with_key(http_base, {**body, "payload": {"i": 99}}, key)
+        assert status == 422 and error["error"]["code"] == "idempotency_key_reused"
+        status, error = post_with_key(http_base, body, "bad key with spaces")
+        assert status == 400 and "Idempotency-Key" in error["error"]["message"]
+        # Without a key, every publish is delivered.
+        assert post_with_key(http_base, {**body, "payload": {"i": 3}}, None) == (202, {"published": 1})
+        await until_count(client, topic, 3)
+        await client.sync()
+        assert [p["i"] for _, p in messages_of(client, topic)] == [1, 2, 3]
+        assert history(http_base, topic)[1]["offset"] == 3
+        await client.close()
+
+    run_bounded(scenario())
