@@ -308,3 +308,30 @@ def test_an_idempotent_publish_retried_is_delivered_once_and_answered_the_same(w
         await client.close()
 
     run_bounded(scenario())
+
+
+def test_plain_websocket_subscribers_resume_with_since(ws_base, http_base):
+    import websockets
+
+    async def frames(ws, count: int) -> list[Any]:
+        return [json.loads(await asyncio.wait_for(ws.recv(), STEP_TIMEOUT_S)) for _ in range(count)]
+
+    async def scenario():
+        topic = f"feed:{time.monotonic_ns()}"
+        epoch = history(http_base, topic)[1]["epoch"]
+        publish(http_base, topic, 5)
+        url = f"{ws_base}/ws/{topic}"
+        async with websockets.connect(f"{url}?since={epoch}:2") as ws:
+            publish(http_base, topic, 1, start=6)
+            assert await frames(ws, 4) == [{"i": 3}, {"i": 4}, {"i": 5}, {"i": 6}]
+        encoded = f"{ws_base}/ws/{urllib.parse.quote(topic, safe='')}"  # the `:` percent-encoded: the same topic
+        async with websockets.connect(f"{encoded}?since={epoch}:4&format=envelope") as ws:
+            assert await frames(ws, 2) == [{"event": "msg", "payload": {"i": 5}}, {"event": "msg", "payload": {"i": 6}}]
+        async with websockets.connect(f"{url}?since=another:2") as ws:
+            publish(http_base, topic, 1, start=7)
+            assert await frames(ws, 2) == [{"recovered": False, "epoch": epoch, "offset": 6}, {"i": 7}]
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            await websockets.connect(f"{url}?since=nonsense")
+        assert refused.value.response.status_code == 400
+
+    run_bounded(scenario())

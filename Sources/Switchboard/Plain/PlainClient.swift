@@ -62,6 +62,15 @@ public final class PlainClient<ClientContext: Sendable>: Sendable {
         core.subscribe(to: topic)
     }
 
+    /// Subscribes the client to a topic with history, resuming after `since`: the messages it
+    /// missed come first (as live ones would have), then live ones, none lost or doubled at the
+    /// seam. Returns what the hub could do (`.notRecovered`: only live messages follow; nil: the
+    /// topic keeps no history, and the client is subscribed as by `subscribe(topic:)`).
+    @discardableResult
+    public func subscribe(topic: String, since: StreamPosition) async -> Recovery? {
+        await core.subscribe(to: topic, since: since)
+    }
+
     /// Sends a JSON value to everyone in a room, this client included or not.
     public func broadcast(json: JSONValue, toRoom room: String, includingSelf: Bool = true, event: String = PlainChannel.messageEvent) {
         channel.hub.publish(Broadcast(topic: channel.topic(room: room), event: event, payload: .json(json), excluding: includingSelf ? nil : core.id))

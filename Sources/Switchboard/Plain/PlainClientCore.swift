@@ -80,6 +80,39 @@ final class PlainClientCore: Session, @unchecked Sendable {
         }
     }
 
+    /// On the event loop: subscribe, read what was missed, write it, and drop live messages up
+    /// to the position read (they were replayed or precede it); live deliveries hop to the loop,
+    /// so they come after.
+    func subscribe(to topic: String, since: StreamPosition) async -> Recovery? {
+        guard hub.history.isEnabled(for: topic) else {
+            subscribe(to: topic)
+            return nil
+        }
+        return try? await eventLoop.submit { () -> Recovery? in
+            let subscriber = self.subscriptions.withLock { s -> PlainSubscriber? in
+                guard !s.closed, s.byTopic[topic] == nil else { return nil }
+                let subscriber = PlainSubscriber(core: self)
+                s.byTopic[topic] = subscriber
+                self.hub.subscribe(subscriber, to: topic)
+                return subscriber
+            }
+            guard let subscriber, let recovery = self.hub.history.recover(topic: topic, since: since) else { return nil }
+            switch recovery {
+            case .recovered(let messages, let current):
+                for message in messages {
+                    var broadcast = Broadcast(topic: topic, event: message.event, payload: message.payload)
+                    broadcast.streamPosition = StreamPosition(epoch: current.epoch, offset: message.offset)
+                    subscriber.receive(broadcast, frame: self.format.encode(broadcast))
+                }
+                subscriber.replayedThrough = current.offset
+            case .notRecovered(let current):
+                subscriber.replayedThrough = current.offset
+            }
+            self.transport.flush()
+            return recovery
+        }.get()
+    }
+
     func unsubscribe(from topic: String) {
         subscriptions.withLock { s in
             guard let subscriber = s.byTopic.removeValue(forKey: topic) else { return }

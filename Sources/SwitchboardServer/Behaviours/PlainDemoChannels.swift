@@ -1,3 +1,4 @@
+import Foundation
 import Switchboard
 import SwitchboardHummingbird
 
@@ -12,15 +13,26 @@ struct TopicSubscriberChannel: PlainChannelHandler {
     var access: ServerAccess = .builtIn
 
     func connect(_ request: ConnectRequest, channel: PlainChannel) async throws -> PlainConnectResult<String> {
-        let topic = request.parameters["topic"] ?? ""
+        let raw = request.parameters["topic"] ?? ""
+        let topic = raw.removingPercentEncoding ?? raw  // clients may encode the `:` of `feed:news`
+        if let since = request.params["since"], StreamPosition(since) == nil {
+            return .refuse(status: 400, reason: "since must be <epoch>:<offset>, as the history API and Phoenix refs give it")
+        }
         switch await access.authorizePlain(topic: topic, request: request) {
         case .success: return .accept(topic)
         case .failure(let refusal): return .refuse(status: 403, reason: refusal.reason)
         }
     }
 
+    /// `?since=<epoch>:<offset>` on a topic with history resumes after it; when that cannot be
+    /// exact, the first frame says so, `{"recovered": false, "epoch", "offset"}`, then live ones.
     func connected(_ client: PlainClient<String>) async throws {
-        client.subscribe(topic: client.context)
+        guard let text = client.request.params["since"], let since = StreamPosition(text) else {
+            return client.subscribe(topic: client.context)
+        }
+        if case .notRecovered(let current)? = await client.subscribe(topic: client.context, since: since) {
+            client.send(json: ["recovered": false, "epoch": .string(current.epoch), "offset": .int(Int64(current.offset))])
+        }
     }
 
     func message(_ message: PlainMessage, from client: PlainClient<String>) async throws {
