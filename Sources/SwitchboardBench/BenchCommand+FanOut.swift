@@ -19,27 +19,49 @@ extension BenchCommand {
             )
         }
         let serverAtStart = run.serverSample()
-        let connect = run.connectSubscribers()
-        let joined = run.counters.joined.load(ordering: .relaxed)
-        guard joined > 0 else {
-            run.shutdown()
-            throw BenchError("no subscriber joined; nothing to measure")
-        }
-
+        let counters = run.counters
+        let publisherConfiguration = run.publisherConfiguration
         // The publisher and its connections have a thread of their own, so a burst of deliveries
         // on the subscriber loops never delays sending or reading the answers.
         let publisherLoop = run.publisherGroup.next()
-        let counters = run.counters
-        let publisherConfiguration = run.publisherConfiguration
         let publisher = try publisherLoop.submit {
             NIOLoopBound(Publisher(configuration: publisherConfiguration, loop: publisherLoop, counters: counters), eventLoop: publisherLoop)
         }.wait()
-        do {
-            try publisherLoop.flatSubmit { publisher.value.connect() }.wait()
-        } catch {
-            run.shutdown(publisher: publisher, publisherLoop: publisherLoop)
-            throw BenchError("publisher: cannot connect to \(publisherConfiguration.url): \(error)")
+        func connectPublisher() throws {
+            do {
+                try publisherLoop.flatSubmit { publisher.value.connect() }.wait()
+            } catch {
+                run.shutdown(publisher: publisher, publisherLoop: publisherLoop)
+                throw BenchError("publisher: cannot connect to \(publisherConfiguration.url): \(error)")
+            }
         }
+
+        // --publish-during-ramp: the publish phase (and the measured interval) starts before the
+        // first subscriber connects; otherwise once every subscriber joined.
+        var serverBefore: ProcessSample?
+        var cpuBefore = ProcessStats.ownCPU()
+        var wallBefore = MonotonicClock.nanoseconds()
+        var publishing: EventLoopFuture<PublishResult>?
+        if publishDuringRamp {
+            try connectPublisher()
+            serverBefore = run.serverSample()
+            cpuBefore = ProcessStats.ownCPU()
+            wallBefore = MonotonicClock.nanoseconds()
+            publishing = publisherLoop.flatSubmit { publisher.value.run() }
+        }
+        let connect = run.connectSubscribers()
+        // RSS once connected: right after the ramp while publishing, else just before publishing.
+        var serverConnected = publishDuringRamp ? run.serverSample() : nil
+        let rampPresence = publishDuringRamp ? try run.pool.presenceTally() : nil
+        if let publishAfterRamp {
+            try publisherLoop.submit { publisher.value.stop(after: publishAfterRamp) }.wait()
+        }
+        let joined = run.counters.joined.load(ordering: .relaxed)
+        guard joined > 0 else {
+            run.shutdown(publisher: publisher, publisherLoop: publisherLoop)
+            throw BenchError("no subscriber joined; nothing to measure")
+        }
+        if !publishDuringRamp { try connectPublisher() }
 
         // Slow consumers stop reading now, before the first message; the others are measured.
         let slowJoined = slowFraction > 0 ? try run.pool.stopSlowSubscribers() : 0
@@ -49,10 +71,13 @@ extension BenchCommand {
             throw BenchError("every joined subscriber is a slow consumer; nothing to measure")
         }
 
-        let serverBefore = run.serverSample()
-        let cpuBefore = ProcessStats.ownCPU()
-        let wallBefore = MonotonicClock.nanoseconds()
-        let publishing = publisherLoop.flatSubmit { publisher.value.run() }
+        if publishing == nil {
+            serverBefore = run.serverSample()
+            cpuBefore = ProcessStats.ownCPU()
+            wallBefore = MonotonicClock.nanoseconds()
+            publishing = publisherLoop.flatSubmit { publisher.value.run() }
+            serverConnected = serverBefore
+        }
         var nextProgress = wallBefore + 1_000_000_000
         var deliveriesAtLastProgress = 0
         while !counters.publishFinished.load(ordering: .relaxed) {
@@ -69,7 +94,7 @@ extension BenchCommand {
                 deliveriesAtLastProgress = deliveries
             }
         }
-        let published = try publishing.wait()
+        let published = try publishing!.wait()
 
         // Drain: wait until every accepted message reached every measured subscriber (with topic
         // groups: every measured subscriber of its topic), bounded.
@@ -82,19 +107,42 @@ extension BenchCommand {
                 topicSizes[layout.groupTopic(ofSubscriber: index)] += 1
             }
             expectedTotal = zip(published.topicAccepted, topicSizes).reduce(0) { $0 + $1.0 * $1.1 }
+        } else if publishDuringRamp {
+            // Each subscriber expects the messages from its first one on: known only from the
+            // loops, so the drain waits until a second passes without a delivery.
+            expectedTotal = 0
         } else {
             expectedTotal = published.accepted * measured
         }
         let drainDeadline = MonotonicClock.nanoseconds() + UInt64(drainTimeout * 1e9)
-        while counters.deliveries < expectedTotal, MonotonicClock.nanoseconds() < drainDeadline {
-            usleep(2000)
+        var drained: Bool
+        if publishDuringRamp {
+            var last = counters.deliveries
+            var quietSince = MonotonicClock.nanoseconds()
+            while MonotonicClock.nanoseconds() < drainDeadline, MonotonicClock.nanoseconds() - quietSince < 1_000_000_000 {
+                usleep(10_000)
+                let now = counters.deliveries
+                if now != last {
+                    last = now
+                    quietSince = MonotonicClock.nanoseconds()
+                }
+            }
+            drained = MonotonicClock.nanoseconds() - quietSince >= 1_000_000_000
+        } else {
+            while counters.deliveries < expectedTotal, MonotonicClock.nanoseconds() < drainDeadline {
+                usleep(2000)
+            }
+            drained = counters.deliveries >= expectedTotal
+            if drained { usleep(200_000) }  // a moment for duplicates and stragglers to show up
         }
-        let drained = counters.deliveries >= expectedTotal
-        if drained { usleep(200_000) }  // a moment for duplicates and stragglers to show up
         let wallAfter = MonotonicClock.nanoseconds()
         let cpuAfter = ProcessStats.ownCPU()
         let serverAfter = run.serverSample()
-        let snapshots = try run.pool.snapshots(expected: published.accepted, topicAccepted: layout.map { _ in published.topicAccepted })
+        let snapshots = try run.pool.snapshots(
+            expected: published.accepted,
+            topicAccepted: layout.map { _ in published.topicAccepted },
+            connectionSent: publishDuringRamp ? published.connectionSent : nil
+        )
         var slow = SlowConsumerReport()
         if slowJoined > 0 {
             let accepted = published.accepted
@@ -126,7 +174,12 @@ extension BenchCommand {
             total.otherFrames += snapshot.otherFrames
             total.malformed += snapshot.malformed
             total.streamComments += snapshot.streamComments
+            total.expected += snapshot.expected
+            total.withoutDelivery += snapshot.withoutDelivery
+            total.presence.add(snapshot.presence)
         }
+        let expectedDeliveries = publishDuringRamp ? total.expected : expectedTotal
+        if publishDuringRamp, !drained { drained = total.deliveries >= expectedDeliveries }
         var slowestBroadcasts: [(id: Int, completion: UInt64, deliveries: Int)] = []
         var completion = LoopStats.makeHistogram()
         var completed = 0
@@ -176,14 +229,24 @@ extension BenchCommand {
             Output.line("  \(Output.grouped(count)) × \(kind)")
         }
         Output.line(
-            "deliveries: \(Output.grouped(expectedTotal)) expected, \(Output.grouped(total.received)) received (\(Output.grouped(total.deliveries)) distinct) in \(Output.fixed(deliverySeconds, 2)) s"
+            "deliveries: \(Output.grouped(expectedDeliveries)) expected, \(Output.grouped(total.received)) received (\(Output.grouped(total.deliveries)) distinct) in \(Output.fixed(deliverySeconds, 2)) s"
                 + " = \(Output.grouped(Int(deliveriesPerSecond)))/s\(drained ? "" : " (drain timed out after \(Output.fixed(drainTimeout, 0)) s)")"
         )
         Output.line(
             "  lost \(Output.grouped(total.lost)), duplicated \(Output.grouped(total.duplicates)), out of order \(Output.grouped(total.outOfOrder)),"
                 + " unexpected \(Output.grouped(total.unexpected)); subscribers closed during the run \(closedDuringRun)"
                 + (total.otherFrames + total.malformed > 0 ? "; \(total.otherFrames) other frames, \(total.malformed) malformed" : "")
+                + (publishDuringRamp ? "; \(Output.grouped(total.withoutDelivery)) subscribers received no message" : "")
         )
+        if total.presence.frames > 0 || userIDs {
+            Output.line(total.presence.line())
+        }
+        if let rampPresence {
+            Output.line(
+                "  while the ramp ran (\(Output.fixed(connect.seconds, 1)) s): \(Output.grouped(rampPresence.diffs)) presence_diff,"
+                    + " \(Output.fixed(rampPresence.diffsPerSubscriberSecond, 2)) per subscriber-second"
+            )
+        }
         if closedDuringRun > 0 { run.printReasons() }
         if slowFraction > 0 {
             let outcomes = slow.outcomes.sorted { $0.value > $1.value }.map { "\(Output.grouped($0.value)) × \($0.key)" }
@@ -220,7 +283,7 @@ extension BenchCommand {
             Output.line(
                 "server pid \(serverPid): \(Output.fixed(serverCPU, 2)) CPU s over \(Output.fixed(phaseSeconds, 2)) s (\(Output.fixed(serverCPU / phaseSeconds * 100, 0)) % of a core),"
                     + " \(Output.fixed(total.deliveries > 0 ? serverCPU * 1e6 / Double(total.deliveries) : 0, 2)) µs per delivery;"
-                    + " RSS \(Output.grouped(serverAtStart?.rssKiB ?? 0)) KiB before connecting, \(Output.grouped(serverBefore?.rssKiB ?? 0)) KiB connected, \(Output.grouped(serverAfter.rssKiB)) KiB at the end"
+                    + " RSS \(Output.grouped(serverAtStart?.rssKiB ?? 0)) KiB before connecting, \(Output.grouped(serverConnected?.rssKiB ?? 0)) KiB connected, \(Output.grouped(serverAfter.rssKiB)) KiB at the end"
             )
         }
         Output.line(
@@ -255,7 +318,7 @@ extension BenchCommand {
         summary.add("publish_answer_ms_p50", answerMS(50))
         summary.add("publish_answer_ms_p99", answerMS(99))
         summary.add("publish_answer_ms_max", Double(answers.max) / 1000)
-        summary.add("expected_deliveries", expectedTotal)
+        summary.add("expected_deliveries", expectedDeliveries)
         summary.add("received", total.received)
         summary.add("deliveries", total.deliveries)
         summary.add("deliveries_per_s", deliveriesPerSecond, digits: 0)
@@ -278,7 +341,7 @@ extension BenchCommand {
         summary.add("server_cpu_pct", serverCPU.map { $0 / phaseSeconds * 100 }, digits: 1)
         summary.add("server_us_per_delivery", serverCPU.flatMap { total.deliveries > 0 ? $0 * 1e6 / Double(total.deliveries) : nil }, digits: 2)
         summary.add("server_rss_kib_start", serverAtStart?.rssKiB)
-        summary.add("server_rss_kib_connected", serverBefore?.rssKiB)
+        summary.add("server_rss_kib_connected", serverConnected?.rssKiB)
         summary.add("server_rss_kib_end", serverAfter?.rssKiB)
         summary.add("bench_cpu_s", benchCPU)
         summary.add("bench_cpu_pct", benchCPU / phaseSeconds * 100, digits: 1)
@@ -291,6 +354,15 @@ extension BenchCommand {
         summary.add("slow_subscribers", slow.subscribers)
         summary.add("slow_closed_by_server", slow.closedByServer)
         summary.add("slow_still_open", slow.stillOpen)
+        summary.add("user_ids", userIDs)
+        summary.add("publish_during_ramp", publishDuringRamp)
+        summary.add("ramp_target", ramp, digits: 1)
+        summary.add("publish_after_ramp_s", publishAfterRamp)
+        summary.add("subscribers_without_delivery", publishDuringRamp ? total.withoutDelivery : nil)
+        summary.add("other_frames", total.otherFrames)
+        total.presence.addFields(to: &summary)
+        summary.add("presence_diffs_per_sub_s_ramp", rampPresence?.diffsPerSubscriberSecond, digits: 3)
+        summary.add("presence_diffs_ramp", rampPresence?.diffs)
         Output.line(summary.text)
 
         return failed == 0 && joined == subscribers && closedDuringRun == 0 && published.errors == 0 && published.accepted > 0

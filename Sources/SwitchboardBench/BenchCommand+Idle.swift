@@ -34,6 +34,9 @@ extension BenchCommand {
         let open = snapshots.reduce(0) { $0 + $1.open }
         let heartbeatsSent = snapshots.reduce(0) { $0 + $1.heartbeatsSent }
         let heartbeatReplies = snapshots.reduce(0) { $0 + $1.heartbeatReplies }
+        var presence = PresenceTally()
+        for snapshot in snapshots { presence.add(snapshot.presence) }
+        let otherFrames = snapshots.reduce(0) { $0 + $1.otherFrames }
         let closedDuringRun = run.counters.closedAfterJoin.load(ordering: .relaxed)
         let failed = run.counters.failed.load(ordering: .relaxed)
         run.shutdown()
@@ -48,6 +51,7 @@ extension BenchCommand {
                 + " heartbeats \(heartbeatsSent) sent, \(heartbeatReplies) answered"
         )
         if closedDuringRun > 0 { run.printReasons() }
+        if presence.frames > 0 || userIDs { Output.line(presence.line()) }
         if let serverPid, let before, let connected, let end {
             Output.line(
                 "server pid \(serverPid): RSS \(Output.grouped(before.rssKiB)) KiB before connecting, \(Output.grouped(connected.rssKiB)) KiB connected, \(Output.grouped(end.rssKiB)) KiB at the end;"
@@ -81,6 +85,9 @@ extension BenchCommand {
         summary.add("server_cpu_s_idle", serverCPU)
         summary.add("bench_cpu_s", benchCPU)
         summary.add("bench_threads", run.threads)
+        summary.add("user_ids", userIDs)
+        summary.add("other_frames", otherFrames)
+        presence.addFields(to: &summary)
         Output.line(summary.text)
 
         return failed == 0 && joined == subscribers && closedDuringRun == 0

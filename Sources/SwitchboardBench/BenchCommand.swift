@@ -55,6 +55,20 @@ struct BenchCommand: ParsableCommand {
             subset of each connection's messages, increasing), and broadcast completion is per \
             message, against its topic's size. SUMMARY: topics, topic_groups, group_share.
 
+            Presence (--user-ids, --publish-during-ramp): with --user-ids subscriber i connects with \
+            user_id=u<i> in its URL's query, so each one is a user of its own in a presence topic. \
+            presence_state, presence_diff and presence_count frames are counted apart (frames, \
+            bytes, diffs per subscriber-second, the most diffs one subscriber got in one second; \
+            SUMMARY presence_*), never as deliveries or other frames. --publish-during-ramp starts \
+            publishing before the subscribers connect, so broadcasts go to the topic while \
+            --ramp joins per second arrive (churn); --duration should outlast the ramp, and \
+            --publish-after-ramp S ends publishing S seconds after the last subscriber joined or \
+            failed (so a slow ramp is covered too). Each subscriber then expects, of each publisher \
+            connection, the messages from the first one it received on that connection (lost \
+            counts what is missing after it; subscribers_without_delivery those that got none), \
+            and the SUMMARY adds presence_diffs_per_sub_s_ramp, the diffs per subscriber-second \
+            while the ramp ran.
+
             Only loopback targets (127.0.0.0/8) are accepted. Every phase is bounded in time.
             """
     )
@@ -140,6 +154,18 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "With --topic-groups: share of messages that go to a group topic (the rest go to personal topics).")
     var groupShare = 0.5
 
+    @Flag(name: .customLong("user-ids"), help: "Subscriber i connects with user_id=u<i> added to the URL's query (one presence user per connection).")
+    var userIDs = false
+
+    @Flag(
+        name: .customLong("publish-during-ramp"),
+        help: "Fan-out: publish from before the first connect, for --duration s, so broadcasts go out while the subscribers join (churn)."
+    )
+    var publishDuringRamp = false
+
+    @Option(help: "With --publish-during-ramp: stop publishing this many seconds after the ramp ended (--duration still bounds the phase).")
+    var publishAfterRamp: Double?
+
     @Option(help: "Publisher HTTP/1.1 keep-alive connections.")
     var publishConnections = 4
 
@@ -194,6 +220,16 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--topic-groups needs --protocol v2 or v1: a \(wireProtocol.rawValue) subscriber gets one topic, from its URL")
         }
         guard groupShare >= 0, groupShare <= 1 else { throw ValidationError("--group-share must be in [0, 1]") }
+        if let publishAfterRamp {
+            guard publishDuringRamp else { throw ValidationError("--publish-after-ramp needs --publish-during-ramp") }
+            guard publishAfterRamp >= 0 else { throw ValidationError("--publish-after-ramp must be 0 or positive") }
+        }
+        if publishDuringRamp {
+            guard !idle else { throw ValidationError("--publish-during-ramp applies to fan-out runs, not --idle") }
+            guard slowFraction == 0, topicGroups == 0 else {
+                throw ValidationError("--publish-during-ramp cannot be combined with --slow-fraction or --topic-groups")
+            }
+        }
     }
 
     func run() throws {
@@ -213,7 +249,8 @@ struct BenchCommand: ParsableCommand {
             handshakeTimeout: connectTimeout,
             publisherConnections: publishConnections,
             topicLayout: topicLayout,
-            slowFraction: slowFraction
+            slowFraction: slowFraction,
+            userIDPrefix: userIDs ? "u" : nil
         )
         let publisherConfiguration = try makePublisherConfiguration(subscriberURL: subscriberURL)
         if let serverPid, ProcessStats.sample(pid: serverPid) == nil {

@@ -20,4 +20,9 @@ struct LoopSnapshot: Sendable {
     var otherFrames = 0
     var malformed = 0
     var streamComments = 0
+    /// Deliveries the measured subscribers of this loop should have received.
+    var expected = 0
+    /// --publish-during-ramp: measured subscribers that received no message at all.
+    var withoutDelivery = 0
+    var presence = PresenceTally()
 }

@@ -55,8 +55,10 @@ final class LoopStats {
 
     /// Everything measured so far; `expected` is how many messages every subscriber should have,
     /// or with topic groups `topicAccepted` the accepted messages per topic number (a subscriber
-    /// should have those of its two topics). Slow consumers are left out.
-    func snapshot(expected: Int, topicAccepted: [Int]? = nil) -> LoopSnapshot {
+    /// should have those of its two topics). Slow consumers are left out. `connectionSent`
+    /// (--publish-during-ramp): the messages sent on each publisher connection; each subscriber
+    /// expects those from the first one it received on each connection (none if it received none).
+    func snapshot(expected: Int, topicAccepted: [Int]? = nil, connectionSent: [Int]? = nil) -> LoopSnapshot {
         var snapshot = LoopSnapshot(latency: latency, messageDeliveries: messageDeliveries, messageMaxLatency: messageMaxLatency)
         snapshot.deliveries = deliveries
         snapshot.firstDelivery = firstDelivery
@@ -65,11 +67,16 @@ final class LoopStats {
         snapshot.malformed = malformed
         snapshot.streamComments = streamComments
         for subscriber in subscribers where subscriber.wasJoined && !subscriber.isSlow {
-            let distinct = subscriber.received - subscriber.duplicates - subscriber.misrouted
+            var distinct = subscriber.received - subscriber.duplicates - subscriber.misrouted
             var expected = expected
             if let topicAccepted, subscriber.personalTopic >= 0 {
                 expected = topicAccepted[subscriber.personalTopic] + topicAccepted[subscriber.groupTopic]
             }
+            if let connectionSent {
+                (expected, distinct) = subscriber.expectedFromFirst(connectionSent: connectionSent)
+                if subscriber.received == 0 { snapshot.withoutDelivery += 1 }
+            }
+            snapshot.expected += expected
             snapshot.subscribers += 1
             snapshot.received += subscriber.received
             snapshot.duplicates += subscriber.duplicates
@@ -80,6 +87,15 @@ final class LoopStats {
             snapshot.heartbeatReplies += subscriber.heartbeatReplies
             if subscriber.isOpen { snapshot.open += 1 }
         }
+        snapshot.presence = presenceTally()
         return snapshot
+    }
+
+    /// The presence frames of every joined subscriber of this loop, slow ones included.
+    func presenceTally() -> PresenceTally {
+        let now = MonotonicClock.nanoseconds()
+        var tally = PresenceTally()
+        for subscriber in subscribers where subscriber.wasJoined { tally.add(subscriber.presenceTally(now: now)) }
+        return tally
     }
 }

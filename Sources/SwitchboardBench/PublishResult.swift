@@ -17,4 +17,6 @@ struct PublishResult: Sendable {
     /// messages each topic got. Empty otherwise.
     var messageTopics: [Int32] = []
     var topicAccepted: [Int] = []
+    /// Messages sent on each publisher connection (its `cs` numbers are 0 ..< count).
+    var connectionSent: [Int] = []
 }

@@ -26,6 +26,7 @@ final class Publisher {
         self.loop = loop
         self.counters = counters
         self.connections = Array(repeating: nil, count: configuration.connections)
+        result.connectionSent = Array(repeating: 0, count: configuration.connections)
         if let layout = configuration.topicLayout {
             result.topicAccepted = Array(repeating: 0, count: layout.topicCount)
         }
@@ -64,6 +65,12 @@ final class Publisher {
         pump()
         scheduleTick()
         return promise.futureResult
+    }
+
+    /// Ends the publish phase `seconds` from now at the latest (--publish-after-ramp).
+    func stop(after seconds: Double) {
+        guard running, !stopped else { return }
+        stopAt = min(stopAt, MonotonicClock.nanoseconds() + UInt64(seconds * 1e9))
     }
 
     /// Closes the connections.
@@ -151,6 +158,7 @@ final class Publisher {
             request.writeBytes(part)
         }
         connection.send(request, id: id, sentAt: sentAt)
+        result.connectionSent[connection.index] = sequence + 1
         result.sent += 1
         result.lastSentAt = sentAt
         inFlight += 1

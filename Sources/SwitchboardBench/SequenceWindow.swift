@@ -4,6 +4,9 @@
 struct SequenceWindow {
     private var highest = -1
     private var seen: UInt64 = 0
+    /// The first sequence number recorded (-1: none), and how many distinct ones were.
+    private(set) var first = -1
+    private(set) var distinct = 0
 
     enum Verdict {
         case inOrder
@@ -13,10 +16,12 @@ struct SequenceWindow {
 
     @inline(__always)
     mutating func record(_ sequence: Int) -> Verdict {
+        if first < 0 { first = sequence }
         if sequence > highest {
             let shift = sequence - highest
             seen = shift >= 64 ? 1 : (seen << UInt64(shift)) | 1
             highest = sequence
+            distinct += 1
             return .inOrder
         }
         let back = highest - sequence
@@ -24,6 +29,7 @@ struct SequenceWindow {
         let bit: UInt64 = 1 << UInt64(back)
         if seen & bit != 0 { return .duplicate }
         seen |= bit
+        distinct += 1
         return .outOfOrder
     }
 }

@@ -29,6 +29,9 @@ struct SubscriberConfiguration: Sendable {
     var topicLayout: TopicLayout?
     /// Share of subscribers that stop reading when the publish phase starts (0 = none).
     var slowFraction: Double
+    /// `--user-ids`: subscriber i adds `user_id=u<i>` to its URL's query (one user per
+    /// connection, e.g. for presence); nil: every subscriber uses `upgradeRequest` as is.
+    var userIDPrefix: String?
     private var joinPayload: String
 
     init(
@@ -40,7 +43,8 @@ struct SubscriberConfiguration: Sendable {
         handshakeTimeout: Double,
         publisherConnections: Int,
         topicLayout: TopicLayout? = nil,
-        slowFraction: Double = 0
+        slowFraction: Double = 0,
+        userIDPrefix: String? = nil
     ) {
         self.wireProtocol = wireProtocol
         self.url = url
@@ -48,9 +52,22 @@ struct SubscriberConfiguration: Sendable {
         self.joinPayload = joinPayload
         self.topicLayout = topicLayout
         self.slowFraction = slowFraction
+        self.userIDPrefix = userIDPrefix
         self.heartbeatInterval = heartbeatInterval
         self.handshakeTimeout = handshakeTimeout
         self.publisherConnections = publisherConnections
+        upgradeRequest = Self.upgradeRequest(wireProtocol, url: url)
+        joinMessage = Self.joinMessage(wireProtocol, topic: topic, ref: 1, payload: joinPayload)
+    }
+
+    /// The request subscriber `index` sends: the shared one, or with `--user-ids` one whose URL
+    /// names its own user (`user_id=u<index>`).
+    func upgradeRequest(index: Int) -> ByteBuffer {
+        guard let userIDPrefix else { return upgradeRequest }
+        return Self.upgradeRequest(wireProtocol, url: url.addingQueryItem("user_id", "\(userIDPrefix)\(index)"))
+    }
+
+    private static func upgradeRequest(_ wireProtocol: WireProtocol, url: BenchURL) -> ByteBuffer {
         // A fixed key is fine: the bench does not verify Sec-WebSocket-Accept, and the server
         // only has to echo a hash of it.
         var request = ByteBuffer()
@@ -65,8 +82,7 @@ struct SubscriberConfiguration: Sendable {
                     + "Sec-WebSocket-Key: c3dpdGNoYm9hcmQtYmVuY2g=\r\nSec-WebSocket-Version: 13\r\nUser-Agent: switchboard-bench\r\n\r\n"
             )
         }
-        upgradeRequest = request
-        joinMessage = Self.joinMessage(wireProtocol, topic: topic, ref: 1, payload: joinPayload)
+        return request
     }
 
     /// Whether subscriber `index` is a slow consumer: those with ⌊(i+1)·F⌋ > ⌊i·F⌋, which spreads

@@ -62,6 +62,25 @@ final class SubscriberHandler: ChannelInboundHandler {
     private(set) var heartbeatReplies = 0
     /// Deliveries of a topic this subscriber did not join (topic groups).
     private(set) var misrouted = 0
+    /// With --publish-during-ramp a subscriber expects, of each publisher connection, the
+    /// messages from the first one it received on (requests on one connection are answered,
+    /// hence published, in order): (expected, distinct received) given each connection's count.
+    func expectedFromFirst(connectionSent: [Int]) -> (expected: Int, distinct: Int) {
+        var expected = 0
+        var distinct = 0
+        for (window, sent) in zip(windows, connectionSent) where window.first >= 0 {
+            expected += max(0, sent - window.first)
+            distinct += window.distinct
+        }
+        return (expected, distinct)
+    }
+    /// When the join reply came, and when the connection ended (0: not yet).
+    private(set) var joinedAt: UInt64 = 0
+    private(set) var endedAt: UInt64 = 0
+    /// Presence frames (`presence_state`, `presence_diff`, `presence_count`) received.
+    private(set) var presence = PresenceTally()
+    private var diffSecond: UInt64 = 0
+    private var diffsInSecond = 0
     var isOpen: Bool { state == .joined }
     var isClosed: Bool { state == .closed }
 
@@ -95,7 +114,7 @@ final class SubscriberHandler: ChannelInboundHandler {
         counters.tcpConnected.add(1, ordering: .relaxed)
         counters.openSockets.add(1, ordering: .relaxed)
         state = .upgrading
-        context.writeAndFlush(wrapOutboundOut(configuration.upgradeRequest), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(configuration.upgradeRequest(index: index)), promise: nil)
         handshakeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(configuration.handshakeTimeout * 1e9))) {
             if self.state != .upgrading {
                 self.fail("no join reply in time")
@@ -111,6 +130,7 @@ final class SubscriberHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         let previous = state
         state = .closed
+        if endedAt == 0 { endedAt = MonotonicClock.nanoseconds() }
         counters.openSockets.subtract(1, ordering: .relaxed)
         handshakeTimeout?.cancel()
         heartbeat?.cancel()
@@ -320,6 +340,10 @@ final class SubscriberHandler: ChannelInboundHandler {
 
     private func message(_ payload: ByteBuffer, now: UInt64) {
         payload.withUnsafeReadableBytes { bytes in
+            // A big frame is looked at for a presence event first, so a presence_state of
+            // thousands of members is not scanned for delivery fields; small frames (deliveries)
+            // keep the fast path and are looked at only when they are not a delivery.
+            if bytes.count > Self.presenceFirstSize, countPresence(bytes, now: now) { return }
             if let delivery = Delivery.parse(bytes) {
                 record(delivery, now: now)
             } else if Delivery.contains("\"phx_reply\"", in: bytes) {
@@ -336,10 +360,51 @@ final class SubscriberHandler: ChannelInboundHandler {
                 } else {
                     stats.otherFrames += 1
                 }
-            } else {
+            } else if bytes.count > Self.presenceFirstSize || !countPresence(bytes, now: now) {
                 stats.otherFrames += 1
             }
         }
+    }
+
+    /// Frames larger than this are checked for a presence event before the delivery parser.
+    private static let presenceFirstSize = 2048
+
+    /// Counts the frame if it is a presence event (its name within the frame's first 256 bytes,
+    /// where Phoenix's V2 array and V1 object put it before the payload); true if it was.
+    private func countPresence(_ bytes: UnsafeRawBufferPointer, now: UInt64) -> Bool {
+        let head = UnsafeRawBufferPointer(rebasing: bytes.prefix(256))
+        guard Delivery.contains("\"presence_", in: head) else { return false }
+        if Delivery.contains("\"presence_diff\"", in: head) {
+            presence.diffs += 1
+            presence.diffBytes += bytes.count
+            let second = now / 1_000_000_000
+            if second != diffSecond {
+                diffSecond = second
+                diffsInSecond = 0
+            }
+            diffsInSecond += 1
+            presence.maxDiffsPerSecond = max(presence.maxDiffsPerSecond, diffsInSecond)
+        } else if Delivery.contains("\"presence_state\"", in: head) {
+            presence.states += 1
+            presence.stateBytes += bytes.count
+        } else if Delivery.contains("\"presence_count\"", in: head) {
+            presence.counts += 1
+            presence.countBytes += bytes.count
+        } else {
+            return false
+        }
+        return true
+    }
+
+    /// This subscriber's presence tally, with the seconds it was joined up to `now`.
+    func presenceTally(now: UInt64) -> PresenceTally {
+        var tally = presence
+        if wasJoined {
+            let end = endedAt != 0 ? min(endedAt, now) : now
+            tally.subscribers = 1
+            tally.subscriberSeconds = end > joinedAt ? Double(end - joinedAt) / 1e9 : 0
+        }
+        return tally
     }
 
     @inline(__always)
@@ -418,6 +483,7 @@ final class SubscriberHandler: ChannelInboundHandler {
     private func markJoined() {
         state = .joined
         wasJoined = true
+        joinedAt = MonotonicClock.nanoseconds()
         handshakeTimeout?.cancel()
         handshakeTimeout = nil
         if !accounted {
@@ -428,6 +494,7 @@ final class SubscriberHandler: ChannelInboundHandler {
 
     private func fail(_ reason: String) {
         guard state != .closed else { return }
+        if endedAt == 0 { endedAt = MonotonicClock.nanoseconds() }
         if !accounted {
             accounted = true
             counters.connectionFailed(reason)

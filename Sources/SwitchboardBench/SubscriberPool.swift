@@ -110,10 +110,19 @@ struct SubscriberPool: Sendable {
 
     /// Every loop's measurements. `expected`: messages per subscriber; with topic groups,
     /// `topicAccepted` (accepted messages per topic number) gives each subscriber its own.
-    func snapshots(expected: Int, topicAccepted: [Int]? = nil) throws -> [LoopSnapshot] {
+    func snapshots(expected: Int, topicAccepted: [Int]? = nil, connectionSent: [Int]? = nil) throws -> [LoopSnapshot] {
         try zip(loops, stats).map { loop, stats in
-            try loop.submit { stats.value.snapshot(expected: expected, topicAccepted: topicAccepted) }.wait()
+            try loop.submit { stats.value.snapshot(expected: expected, topicAccepted: topicAccepted, connectionSent: connectionSent) }.wait()
         }
+    }
+
+    /// The presence frames received so far by every joined subscriber, and their joined seconds.
+    func presenceTally() throws -> PresenceTally {
+        var total = PresenceTally()
+        for (loop, stats) in zip(loops, stats) {
+            total.add(try loop.submit { stats.value.presenceTally() }.wait())
+        }
+        return total
     }
 
     /// The numbers of the subscribers that joined and are not slow consumers: the ones whose
