@@ -35,8 +35,9 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     struct State {
         var lifecycle = Lifecycle()
         var rooms: [String: RoomSubscriber] = [:]
-        /// The presence keys this channel tracks in its topic.
-        var presenceKeys: Set<String> = []
+        /// The presence keys this channel tracks in its topic (one, as a rule: an array is
+        /// smaller than a set).
+        var presenceKeys: [String] = []
         /// Whether this join instance's client was sent (or will be sent) the presence snapshot.
         var presenceStateRequested = false
     }
@@ -488,7 +489,8 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
         let appMeta = try presence.appMeta(meta)
         let sendState = try state.withLock { s throws(PresenceError) -> Bool in
             guard !s.lifecycle.isClosed else { throw .channelEnded }
-            guard s.presenceKeys.insert(key).inserted else { throw .alreadyTracked }
+            guard !s.presenceKeys.contains(key) else { throw .alreadyTracked }
+            s.presenceKeys.append(key)
             presence.track(topic: topic, key: key, owner: id, meta: appMeta, loop: eventLoop)
             // A channel that tracks gets the snapshot, once per join instance.
             guard !s.presenceStateRequested else { return false }
@@ -512,13 +514,14 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     @discardableResult
     func untrack(key: String) -> Bool {
         state.withLock { s in
-            guard s.presenceKeys.remove(key) != nil else { return false }
+            guard let index = s.presenceKeys.firstIndex(of: key) else { return false }
+            s.presenceKeys.remove(at: index)
             session.hub.presence.untrack(topic: topic, keys: [key], owner: id, loop: eventLoop, grace: false)
             return true
         }
     }
 
-    var trackedKeys: Set<String> { state.withLock { $0.presenceKeys } }
+    var trackedKeys: Set<String> { Set(state.withLock { $0.presenceKeys }) }
 
     /// Sends this client the topic's presence snapshot (after the join reply if still joining).
     func pushPresenceState() {
@@ -531,7 +534,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
 
     /// The channel ended: its presences go (the last meta of a key after the topic's grace period).
     private func untrackAll() {
-        let keys = state.withLock { s -> Set<String> in
+        let keys = state.withLock { s -> [String] in
             defer { s.presenceKeys = [] }
             return s.presenceKeys
         }

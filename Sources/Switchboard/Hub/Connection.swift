@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// A reason for closing a connection, with the WebSocket close code clients act on.
@@ -40,6 +41,8 @@ public final class Connection: Sendable, Identifiable {
     public let assigns: Assigns
     /// The transport's name: `websocket`, `longpoll`, `sse`.
     public let transport: String
+    /// When it opened, in Unix milliseconds (presence's `online_at`).
+    public let openedAt: Int64
     private let closeHandler: @Sendable (CloseReason) -> Void
 
     static let counter = Atomic<UInt64>(0)
@@ -49,6 +52,7 @@ public final class Connection: Sendable, Identifiable {
         self.socketID = socketID
         self.assigns = assigns
         self.transport = transport
+        self.openedAt = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
         self.closeHandler = close
         SwitchboardMetrics.connectionOpened(transport)
     }

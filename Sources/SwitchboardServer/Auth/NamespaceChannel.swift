@@ -8,7 +8,7 @@ import Switchboard
 ///
 /// In a namespace with presence (`presence: true` or `count`), every joined channel is tracked
 /// under its user id (the token's `sub`, else the `user_id` connect param with JWT off, else an
-/// id made for the connection) with a meta of `online_at` (Unix milliseconds) and `transport`,
+/// id made for the connection) with a meta of `online_at` (Unix milliseconds, when the connection opened) and `transport`,
 /// merged over the join payload's `presence_meta`; the client may push `presence_update`
 /// `{"meta": {…}}`. In a `realtime` namespace clients track themselves (`RealtimeChannel`).
 struct NamespaceChannel: TopicChannel {
@@ -35,27 +35,24 @@ struct NamespaceChannel: TopicChannel {
             guard case .object(let members) = given else { return .refuse("presence_meta must be an object") }
             meta = members
         }
-        let onlineAt = JSONValue.int(Int64(Date().timeIntervalSince1970 * 1000))
-        socket.assigns[Self.onlineAtKey] = onlineAt
         do {
-            try socket.track(key: Self.presenceKey(socket), meta: Self.serverMeta(meta, onlineAt: onlineAt, socket: socket))
+            try socket.track(key: Self.presenceKey(socket), meta: Self.serverMeta(meta, socket: socket))
         } catch {
             return .refuse(error.description)
         }
         return result
     }
 
-    static let onlineAtKey = "switchboard.online_at"
-
     /// The key a connection is tracked under: its user id, else one made for the connection.
     static func presenceKey(_ socket: ChannelSocket) -> String {
         ConnectionIdentity(assigns: socket.assigns).userID ?? "anonymous-\(socket.hub.nodeID)-\(socket.connection.id)"
     }
 
-    /// The client's meta with the server's fields, which the client cannot override.
-    static func serverMeta(_ meta: [String: JSONValue], onlineAt: JSONValue, socket: ChannelSocket) -> JSONValue {
+    /// The client's meta with the server's fields, which the client cannot override. `online_at`
+    /// is when the connection opened (read from it, so a channel keeps nothing of its own for it).
+    static func serverMeta(_ meta: [String: JSONValue], socket: ChannelSocket) -> JSONValue {
         var meta = meta
-        meta["online_at"] = onlineAt
+        meta["online_at"] = .int(socket.connection.openedAt)
         meta["transport"] = .string(socket.connection.transport)
         return .object(meta)
     }
@@ -63,9 +60,8 @@ struct NamespaceChannel: TopicChannel {
     /// `presence_update` `{"meta": {…}}`: replaces this connection's meta (server fields kept).
     private func updatePresence(_ payload: Payload, socket: ChannelSocket) -> HandleInResult {
         guard case .object(let meta)? = payload["meta"] else { return .error(reason: "presence_update needs a meta object") }
-        let onlineAt: JSONValue = socket.assigns[Self.onlineAtKey] ?? .null
         do {
-            try socket.updatePresence(key: Self.presenceKey(socket), meta: Self.serverMeta(meta, onlineAt: onlineAt, socket: socket))
+            try socket.updatePresence(key: Self.presenceKey(socket), meta: Self.serverMeta(meta, socket: socket))
         } catch {
             return .error(reason: error.description)
         }
