@@ -37,7 +37,8 @@ struct PresenceWireTests {
     @Test("malformed messages are refused, not guessed at")
     func malformed() {
         for text in [
-            "", "SBP2 hb n 1", "SBP1 hb n x", "SBP1 delta n 1\nJ \"t\" \"k\" r 1 notjson", "SBP1 delta n 1\nX \"t\" \"k\" r", "SBP1 state n 1 0", "SBP1 bye n x",
+            "", "SBP2 hb n 1", "SBP1 hb n x", "SBP1 delta n 1\nJ \"t\" \"k\" r 1 notjson", "SBP1 delta n 1\nX \"t\" \"k\" r", "SBP1 state n 1 0",
+            "SBP1 bye n x",
         ] {
             #expect(throws: (any Error).self) { try PresenceWire(decoding: ByteBuffer(string: text)) }
         }
