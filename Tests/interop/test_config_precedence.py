@@ -81,7 +81,7 @@ namespaces:
     assert config["log_format"] == "json"
     assert config["api_key"] == "(set)" and config["jwt"]["secret"] == "(set)"
     assert config["namespaces"] == [{"pattern": "chat:*", "channel": "chat", "join": "anyone", "publish": True, "presence": False, "presence_grace": 0.0,
-                                     "history": {"size": 0, "ttl": 0}, "slow_consumer": "disconnect"}]
+                                     "history": {"size": 0, "ttl": 0, "max_recover": 1000}, "slow_consumer": "disconnect"}]
     # --config beats $SWITCHBOARD_CONFIG.
     other = write_config(tmp_path, {"port": 6000})
     assert json.loads(run(["--print-config", "--config", str(other)], env).stdout)["port"] == 5002  # env still beats this file
