@@ -102,6 +102,13 @@ struct ConfigFile {
             throw fail(path, "expected an integer")
         }
 
+        /// An integer within `range` (`unit` names what it counts, for the error).
+        func int(_ value: Any?, _ path: String, in range: ClosedRange<Int>, _ unit: String) throws(ConfigurationError) -> Int? {
+            guard let number = try int(value, path) else { return nil }
+            guard range.contains(number) else { throw fail(path, "expected \(range.lowerBound) to \(range.upperBound) \(unit)") }
+            return number
+        }
+
         func bool(_ value: Any?, _ path: String) throws(ConfigurationError) -> Bool? {
             guard let value, !(value is NSNull) else { return nil }
             if let bool = value as? Bool { return bool }
@@ -196,14 +203,9 @@ struct ConfigFile {
                     }
                     webhook.events = kinds
                 }
-                if let size = try int(options["queue_size"], "\(path).queue_size") {
-                    guard size >= 1, size <= 1_000_000 else { throw fail("\(path).queue_size", "expected 1 to 1000000 events") }
-                    webhook.queueSize = size
-                }
-                if let timeout = try int(options["timeout_seconds"], "\(path).timeout_seconds") {
-                    guard timeout >= 1, timeout <= 300 else { throw fail("\(path).timeout_seconds", "expected 1 to 300 seconds") }
-                    webhook.timeoutSeconds = timeout
-                }
+                webhook.queueSize = try int(options["queue_size"], "\(path).queue_size", in: 1...1_000_000, "events") ?? webhook.queueSize
+                webhook.timeoutSeconds =
+                    try int(options["timeout_seconds"], "\(path).timeout_seconds", in: 1...300, "seconds") ?? webhook.timeoutSeconds
                 result.append(webhook)
             }
             return result
@@ -299,18 +301,10 @@ struct ConfigFile {
                 }
                 if let historyValue = options["history"], !(historyValue is NSNull) {
                     let history = try object(historyValue, "\(path).history", keys: ["size", "ttl", "max_recover"])
-                    if let size = try int(history["size"], "\(path).history.size") {
-                        guard size >= 0, size <= 1_000_000 else { throw fail("\(path).history.size", "expected 0 to 1000000 messages") }
-                        namespace.historySize = size
-                    }
-                    if let ttl = try int(history["ttl"], "\(path).history.ttl") {
-                        guard ttl >= 0, ttl <= 31_536_000 else { throw fail("\(path).history.ttl", "expected 0 to 31536000 seconds") }
-                        namespace.historyTTL = ttl
-                    }
-                    if let most = try int(history["max_recover"], "\(path).history.max_recover") {
-                        guard most >= 0, most <= 1_000_000 else { throw fail("\(path).history.max_recover", "expected 0 to 1000000 messages") }
-                        namespace.historyMaxRecover = most
-                    }
+                    namespace.historySize = try int(history["size"], "\(path).history.size", in: 0...1_000_000, "messages") ?? namespace.historySize
+                    namespace.historyTTL = try int(history["ttl"], "\(path).history.ttl", in: 0...31_536_000, "seconds") ?? namespace.historyTTL
+                    namespace.historyMaxRecover =
+                        try int(history["max_recover"], "\(path).history.max_recover", in: 0...1_000_000, "messages") ?? namespace.historyMaxRecover
                 }
                 if let policy = try choice(
                     options["slow_consumer"],
