@@ -1,4 +1,5 @@
 import DequeModule
+import NIOCore
 
 /// Where a message stands in its topic's stream: the stream's epoch (one lifetime of it: a new
 /// epoch whenever its continuity is lost, e.g. a memory stream dropped or a Redis flush) and the
@@ -51,19 +52,40 @@ public struct HistoryPolicy: Sendable, Hashable {
     }
 }
 
-/// One stored message.
+/// One stored message. A JSON payload is kept as its encoded text (one allocation of about its
+/// size, where the parsed tree took several), and parsed again when read.
 public struct StoredMessage: Sendable, Hashable {
+    enum Body: Sendable, Hashable {
+        case json([UInt8])
+        case binary(ByteBuffer)
+    }
+
     public var offset: UInt64
     public var event: String
-    public var payload: Payload
+    var body: Body
     /// When it was stored, in Unix milliseconds.
     public var time: Int64
 
     public init(offset: UInt64, event: String, payload: Payload, time: Int64) {
         self.offset = offset
         self.event = event
-        self.payload = payload
         self.time = time
+        switch payload {
+        case .json(let json):
+            var bytes: [UInt8] = []
+            JSONWriter.write(json, into: &bytes)
+            body = .json(bytes)
+        case .binary(let buffer):
+            body = .binary(buffer)
+        }
+    }
+
+    /// The payload as it was published.
+    public var payload: Payload {
+        switch body {
+        case .json(let bytes): return .json((try? JSONParser.parse(bytes)) ?? .null)
+        case .binary(let buffer): return .binary(buffer)
+        }
     }
 }
 
