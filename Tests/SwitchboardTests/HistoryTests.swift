@@ -174,3 +174,16 @@ struct HistoryJoinTests {
         }
     }
 }
+
+@Suite("Stored messages")
+struct StoredMessageTests {
+    @Test("event names of any length and binary payloads come back as stored")
+    func roundTrip() {
+        for event in ["", "m", String(repeating: "é", count: 200), String(repeating: "e", count: 70_000)] {
+            let json = StoredMessage(offset: 3, event: event, payload: .json(["a": [1, "b"]]), time: 7)
+            #expect(json.event == event && json.payload == .json(["a": [1, "b"]]) && json.offset == 3 && json.time == 7)
+            let binary = StoredMessage(offset: 4, event: event, payload: .binary(ByteBuffer(bytes: [0, 255, 1])), time: 8)
+            #expect(binary.event == event && binary.payload == .binary(ByteBuffer(bytes: [0, 255, 1])))
+        }
+    }
+}

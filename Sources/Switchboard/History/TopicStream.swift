@@ -52,12 +52,11 @@ public struct HistoryPolicy: Sendable, Hashable {
     }
 }
 
-/// One stored message. A JSON payload is kept as its encoded text (one allocation of about its
-/// size, where the parsed tree took several), and parsed again when read.
+/// One stored message, as the history gives it back.
 public struct StoredMessage: Sendable, Hashable {
     enum Body: Sendable, Hashable {
-        case json([UInt8])
-        case binary(ByteBuffer)
+        case json(ArraySlice<UInt8>)
+        case binary(ArraySlice<UInt8>)
     }
 
     public var offset: UInt64
@@ -67,25 +66,70 @@ public struct StoredMessage: Sendable, Hashable {
     public var time: Int64
 
     public init(offset: UInt64, event: String, payload: Payload, time: Int64) {
+        self.init(offset: offset, slot: Slot(event: event, payload: payload, time: time))
+    }
+
+    init(offset: UInt64, slot: Slot) {
         self.offset = offset
-        self.event = event
-        self.time = time
-        switch payload {
-        case .json(let json):
-            var bytes: [UInt8] = []
-            JSONWriter.write(json, into: &bytes)
-            body = .json(bytes)
-        case .binary(let buffer):
-            body = .binary(buffer)
+        self.time = slot.time
+        let bytes = slot.bytes
+        var start = 2
+        var length = Int(bytes[1])
+        if length == 255 {
+            length = Int(bytes[2]) | Int(bytes[3]) << 8 | Int(bytes[4]) << 16 | Int(bytes[5]) << 24
+            start = 6
         }
+        self.event = String(decoding: bytes[start..<(start + length)], as: UTF8.self)
+        let rest = bytes[(start + length)...]
+        self.body = bytes[0] == 0 ? .json(rest) : .binary(rest)
     }
 
     /// The payload as it was published.
     public var payload: Payload {
         switch body {
         case .json(let bytes): return .json((try? JSONParser.parse(bytes)) ?? .null)
-        case .binary(let buffer): return .binary(buffer)
+        case .binary(let bytes): return .binary(ByteBuffer(bytes: bytes))
         }
+    }
+}
+
+/// A kept message packed for memory: one byte array holding its kind (0 JSON text, 1 binary), its
+/// event's length (one byte; 255 and 4 more bytes, little-endian, from 255 on) and UTF-8, then its
+/// payload; and its time. Its offset follows from its place in the stream.
+struct Slot: Sendable {
+    var bytes: [UInt8]
+    var time: Int64
+
+    init(event: String, payload: Payload, time: Int64) {
+        let name = Array(event.utf8)
+        var bytes: [UInt8] = []
+        switch payload {
+        case .json(let json):
+            bytes.reserveCapacity(5 + name.count + 64)
+            bytes.append(0)
+            Self.header(name, into: &bytes)
+            JSONWriter.write(json, into: &bytes)
+        case .binary(let buffer):
+            bytes.reserveCapacity(5 + name.count + buffer.readableBytes)
+            bytes.append(1)
+            Self.header(name, into: &bytes)
+            bytes += buffer.readableBytesView
+        }
+        // Kept for long: exactly as large as its contents (growing it left spare capacity).
+        self.bytes = [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+            count = buffer.initialize(fromContentsOf: bytes)
+        }
+        self.time = time
+    }
+
+    private static func header(_ name: [UInt8], into bytes: inout [UInt8]) {
+        if name.count < 255 {
+            bytes.append(UInt8(name.count))
+        } else {
+            let count = UInt32(truncatingIfNeeded: name.count)
+            bytes += [255, UInt8(count & 0xFF), UInt8(count >> 8 & 0xFF), UInt8(count >> 16 & 0xFF), UInt8(count >> 24)]
+        }
+        bytes += name
     }
 }
 
@@ -103,7 +147,10 @@ public struct TopicStream: Sendable {
     public let epoch: String
     public private(set) var offset: UInt64 = 0
     public var policy: HistoryPolicy
-    private(set) var messages = Deque<StoredMessage>()
+    private var slots = Deque<Slot>()
+
+    /// The offset of the oldest kept slot.
+    private var firstOffset: UInt64 { offset - UInt64(slots.count) + 1 }
 
     public init(epoch: String, policy: HistoryPolicy) {
         self.epoch = epoch
@@ -115,23 +162,32 @@ public struct TopicStream: Sendable {
     /// Stores a message and returns its position (the next offset).
     public mutating func append(event: String, payload: Payload, now: Int64) -> StreamPosition {
         offset += 1
-        messages.append(StoredMessage(offset: offset, event: event, payload: payload, time: now))
+        // A stream grows to its size and stays there: room for exactly that many (up to 1 024
+        // at first, so a large size costs nothing until used).
+        if slots.isEmpty { slots.reserveCapacity(min(policy.size, 1024)) }
+        slots.append(Slot(event: event, payload: payload, time: now))
         trim(now: now)
         return position
     }
 
     /// Drops what the policy no longer keeps: beyond `size`, older than `ttl`.
     public mutating func trim(now: Int64) {
-        while messages.count > policy.size { messages.removeFirst() }
+        while slots.count > policy.size { slots.removeFirst() }
         let oldest = now - policy.ttl.milliseconds
-        while let first = messages.first, first.time <= oldest { messages.removeFirst() }
+        while let first = slots.first, first.time <= oldest { slots.removeFirst() }
     }
 
     /// The kept messages that are still within the TTL at `now`, oldest first.
     public func kept(now: Int64) -> ArraySlice<StoredMessage> {
         let oldest = now - policy.ttl.milliseconds
-        let start = messages.firstIndex { $0.time > oldest } ?? messages.endIndex
-        return Array(messages)[start...]
+        let start = slots.firstIndex { $0.time > oldest } ?? slots.endIndex
+        let first = firstOffset
+        var result: [StoredMessage] = []
+        result.reserveCapacity(slots.count - start)
+        for index in start..<slots.count {
+            result.append(StoredMessage(offset: first + UInt64(index), slot: slots[index]))
+        }
+        return result[...]
     }
 
     /// What a client whose last message was at `since` missed, if this stream can say exactly.
