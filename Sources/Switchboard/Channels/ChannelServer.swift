@@ -410,8 +410,7 @@ final class ChannelServer: Subscriber, @unchecked Sendable {
     /// Sends the replayed messages as the live ones would have been (intercepts included).
     private func replay(_ messages: [StoredMessage], epoch: String) {
         for message in messages {
-            var broadcast = Broadcast(topic: topic, event: message.event, payload: message.payload)
-            broadcast.streamPosition = StreamPosition(epoch: epoch, offset: message.offset)
+            let broadcast = message.broadcast(topic: topic, epoch: epoch)
             receive(broadcast, frame: frameFormat.flatMap { $0.encode(broadcast) })
         }
     }

@@ -49,35 +49,32 @@ public final class History: Sendable {
     /// order. `then` must only queue work. Returns nil, without calling `then`, when the topic
     /// keeps no history.
     func append(topic: String, event: String, payload: Payload, now: Date = Date(), then: (StreamPosition) -> Void) -> StreamPosition? {
-        guard let policy = configuration.policy(topic) else { return nil }
         let time = Self.milliseconds(now)
-        return shard(topic).streams.withLock { streams in
-            let position = streams[topic, default: TopicStream(epoch: Self.newEpoch(), policy: policy)]
-                .append(event: event, payload: payload, now: time)
+        return withStream(topic) { stream in
+            let position = stream.append(event: event, payload: payload, now: time)
             then(position)
             return position
         }
     }
 
-    /// The topic's newest position (offset 0 before its first message); nil without history.
-    public func position(of topic: String) -> StreamPosition? {
+    /// Runs `body` on `topic`'s stream (made on first use, with a new epoch) under its shard's
+    /// lock; nil, without running it, when the topic keeps no history.
+    private func withStream<T>(_ topic: String, _ body: (inout TopicStream) -> T) -> T? {
         guard let policy = configuration.policy(topic) else { return nil }
         return shard(topic).streams.withLock { streams in
-            if let stream = streams[topic] { return stream.position }
-            let stream = TopicStream(epoch: Self.newEpoch(), policy: policy)
-            streams[topic] = stream
-            return stream.position
+            body(&streams[topic, default: TopicStream(epoch: Self.newEpoch(), policy: policy)])
         }
+    }
+
+    /// The topic's newest position (offset 0 before its first message); nil without history.
+    public func position(of topic: String) -> StreamPosition? {
+        withStream(topic) { $0.position }
     }
 
     /// What a client that last saw `since` missed in `topic`; nil without history.
     public func recover(topic: String, since: StreamPosition, now: Date = Date()) -> Recovery? {
-        guard let policy = configuration.policy(topic) else { return nil }
         let time = Self.milliseconds(now)
-        return shard(topic).streams.withLock { streams in
-            if streams[topic] == nil { streams[topic] = TopicStream(epoch: Self.newEpoch(), policy: policy) }
-            return streams[topic]!.recover(since: since, now: time)
-        }
+        return withStream(topic) { $0.recover(since: since, now: time) }
     }
 
     /// The kept messages of `topic`: after `since` (all kept ones without it), oldest first, at
@@ -89,13 +86,8 @@ public final class History: Sendable {
         reverse: Bool = false,
         now: Date = Date()
     ) throws(ReadError) -> (position: StreamPosition, messages: [StoredMessage])? {
-        guard let policy = configuration.policy(topic) else { return nil }
         let time = Self.milliseconds(now)
-        let (position, kept) = shard(topic).streams.withLock { streams -> (StreamPosition, [StoredMessage]) in
-            if streams[topic] == nil { streams[topic] = TopicStream(epoch: Self.newEpoch(), policy: policy) }
-            let stream = streams[topic]!
-            return (stream.position, Array(stream.kept(now: time)))
-        }
+        guard let (position, kept) = withStream(topic, { ($0.position, Array($0.kept(now: time))) }) else { return nil }
         var selected = kept[...]
         if let since {
             guard since.epoch == position.epoch else { throw .epochMismatch(current: position) }

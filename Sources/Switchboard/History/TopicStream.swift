@@ -84,6 +84,14 @@ public struct StoredMessage: Sendable, Hashable {
         self.body = bytes[0] == 0 ? .json(rest) : .binary(rest)
     }
 
+    /// The message as the broadcast it was, with its position (for a replay, which must look
+    /// like the live delivery it stands for).
+    func broadcast(topic: String, epoch: String) -> Broadcast {
+        var broadcast = Broadcast(topic: topic, event: event, payload: payload)
+        broadcast.streamPosition = StreamPosition(epoch: epoch, offset: offset)
+        return broadcast
+    }
+
     /// The payload as it was published.
     public var payload: Payload {
         switch body {

@@ -100,8 +100,7 @@ final class PlainClientCore: Session, @unchecked Sendable {
             switch recovery {
             case .recovered(let messages, let current):
                 for message in messages {
-                    var broadcast = Broadcast(topic: topic, event: message.event, payload: message.payload)
-                    broadcast.streamPosition = StreamPosition(epoch: current.epoch, offset: message.offset)
+                    let broadcast = message.broadcast(topic: topic, epoch: current.epoch)
                     subscriber.receive(broadcast, frame: self.format.encode(broadcast))
                 }
                 subscriber.replayedThrough = current.offset

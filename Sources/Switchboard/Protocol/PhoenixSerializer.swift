@@ -145,12 +145,13 @@ public enum PhoenixSerializer: String, Sendable, Hashable {
     /// Encodes a fast-lane broadcast (`join_ref` and `ref` null), the same bytes for every
     /// subscriber; JSON text the broadcast already carries (presence diffs) is written as it is.
     public func encodeBroadcast(_ broadcast: Broadcast) -> EncodedFrame? {
+        // A message of a topic with history carries its position as the ref, for the client to keep.
+        let ref: JSONValue = broadcast.streamPosition.map { .string($0.description) } ?? .null
         if let text = broadcast.encodedJSON {
-            return encodeJSON(joinRef: .null, ref: .null, topic: broadcast.topic, event: broadcast.event, payloadText: text)
+            return encodeJSON(joinRef: .null, ref: ref, topic: broadcast.topic, event: broadcast.event, payloadText: text)
         }
-        if let position = broadcast.streamPosition, case .json(let json) = broadcast.payload {
-            // A message of a topic with history: its position as the ref, for the client to keep.
-            return encodeJSON(joinRef: .null, ref: .string(position.description), topic: broadcast.topic, event: broadcast.event, payload: json)
+        if !ref.isNull, case .json(let json) = broadcast.payload {
+            return encodeJSON(joinRef: .null, ref: ref, topic: broadcast.topic, event: broadcast.event, payload: json)
         }
         return encodeBroadcast(topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload)
     }
